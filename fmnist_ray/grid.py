@@ -1,0 +1,209 @@
+"""Experiment files (`experiments/NAME.toml`): read, validate every entry before anything runs
+(all problems reported at once), and expand into `RunConfig`s in a stable order."""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from .config import CONFIG_FIELDS, ConfigError, Resources, RunConfig, describe_errors
+
+TOP_LEVEL_KEYS = ("description", "seeds", "base", "grid", "variants", "resources")
+EXAMPLE = """\
+description = "what this experiment asks"
+seeds = [0, 1, 2]
+[base]            # overrides of the study's base case
+epochs = 20
+[grid]            # Cartesian product: every combination runs
+lr = [0.001, 0.01]
+[[variants]]      # optional: explicit override sets, each crossed with the grid
+pooling = "max"
+[resources]       # per run
+gpus = 0.25
+cpus = 1"""
+
+
+class ExperimentError(ConfigError):
+    """Everything wrong with one experiment file, one problem per line."""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A validated experiment: its runs in a stable order, duplicates collapsed."""
+
+    name: str
+    path: Path
+    description: str
+    seeds: tuple[int, ...]
+    base: dict[str, Any]
+    grid: dict[str, list[Any]]
+    variants: tuple[dict[str, Any], ...]
+    resources: Resources
+    runs: tuple[RunConfig, ...] = field(default=())
+
+    @property
+    def axes(self) -> list[str]:
+        """Config fields that take more than one value across the runs (seed excluded)."""
+        dumped = [cfg.model_dump() for cfg in self.runs]
+        return [
+            name
+            for name in CONFIG_FIELDS
+            if name != "seed" and len({repr(d[name]) for d in dumped}) > 1
+        ]
+
+    @property
+    def base_config(self) -> RunConfig:
+        """The experiment's [base] with the first seed: the reference arm of a report."""
+        return RunConfig(**self.base, seed=self.seeds[0])
+
+
+def _check_table(problems: list[str], file: str, section: str, value: Any) -> dict:
+    if not isinstance(value, dict):
+        problems.append(f"{file}: [{section}] must be a table of options, got {value!r}")
+        return {}
+    for key in value:
+        if key == "seed":
+            problems.append(f"{file}: {section}.seed: set seeds with the top-level `seeds = [...]`")
+        elif key not in CONFIG_FIELDS:
+            problems.append(
+                f"{file}: {section}.{key}: unknown option; known options are: "
+                + ", ".join(f for f in CONFIG_FIELDS if f != "seed")
+            )
+    return {k: v for k, v in value.items() if k in CONFIG_FIELDS and k != "seed"}
+
+
+def _parse_seeds(problems: list[str], file: str, value: Any) -> tuple[int, ...]:
+    ok = (
+        isinstance(value, list)
+        and value
+        and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value)
+    )
+    if not ok:
+        problems.append(
+            f"{file}: seeds: {value!r} is not allowed: need a non-empty list of integers >= 0"
+        )
+        return (0,)
+    return tuple(dict.fromkeys(value))
+
+
+def _parse_resources(problems: list[str], file: str, value: Any) -> Resources:
+    if not isinstance(value, dict):
+        problems.append(f"{file}: [resources] must be a table with `gpus` and/or `cpus`")
+        return Resources()
+    try:
+        return Resources(**value)
+    except ValidationError as error:
+        for item in error.errors():
+            key = ".".join(map(str, item["loc"]))
+            if item["type"] == "extra_forbidden":
+                problems.append(f"{file}: resources.{key}: unknown; allowed: gpus, cpus")
+            else:
+                why = item["msg"]
+                problems.append(
+                    f"{file}: resources.{key}: {item.get('input')!r} is not allowed: {why}"
+                )
+        return Resources()
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read and fully validate an experiment file; raise ExperimentError listing every problem."""
+    path = Path(path)
+    file = str(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ExperimentError([f"{file}: no such experiment file"]) from None
+    except IsADirectoryError:
+        raise ExperimentError([f"{file}: is a folder, expected an experiment .toml file"]) from None
+    except tomllib.TOMLDecodeError as error:
+        raise ExperimentError([f"{file}: not valid TOML: {error}"]) from None
+    except UnicodeDecodeError:
+        raise ExperimentError([f"{file}: not a text file"]) from None
+
+    problems: list[str] = []
+    for key in raw:
+        if key not in TOP_LEVEL_KEYS:
+            problems.append(
+                f"{file}: {key}: unknown top-level key; allowed: {', '.join(TOP_LEVEL_KEYS)}"
+                + (" (did you mean to put it under [base]?)" if key in CONFIG_FIELDS else "")
+            )
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        problems.append(f"{file}: description: must be a string, got {description!r}")
+        description = ""
+    seeds = _parse_seeds(problems, file, raw.get("seeds", [0]))
+    base = _check_table(problems, file, "base", raw.get("base", {}))
+    grid = _check_table(problems, file, "grid", raw.get("grid", {}))
+    for key, values in list(grid.items()):
+        if not isinstance(values, list) or not values:
+            problems.append(
+                f"{file}: grid.{key}: {values!r} is not allowed: a grid entry is a non-empty list "
+                f"of values (for a single value, put it under [base])"
+            )
+            del grid[key]
+    raw_variants = raw.get("variants", [])
+    if not isinstance(raw_variants, list):
+        problems.append(f"{file}: variants: use [[variants]] tables (a list of override sets)")
+        raw_variants = []
+    variants = []
+    for i, variant in enumerate(raw_variants):
+        checked = _check_table(problems, file, f"variants[{i}]", variant)
+        for key in checked.keys() & grid.keys():
+            problems.append(
+                f"{file}: variants[{i}].{key}: also in [grid]; a key is either swept in [grid] "
+                f"or set by variants, not both"
+            )
+        variants.append(checked)
+    resources = _parse_resources(problems, file, raw.get("resources", {}))
+    runs = _expand(problems, file, base, grid, variants, seeds) if not problems else []
+    if problems:
+        raise ExperimentError(list(dict.fromkeys(problems)))
+    return Experiment(
+        name=path.stem,
+        path=path,
+        description=description,
+        seeds=seeds,
+        base=base,
+        grid=grid,
+        variants=tuple(variants),
+        resources=resources,
+        runs=tuple(runs),
+    )
+
+
+def _expand(
+    problems: list[str],
+    file: str,
+    base: dict[str, Any],
+    grid: dict[str, list[Any]],
+    variants: list[dict[str, Any]],
+    seeds: tuple[int, ...],
+) -> list[RunConfig]:
+    """Variants (outer) x grid (in file order) x seeds (inner); the same config kept once."""
+    runs: dict[str, RunConfig] = {}
+    for v, variant in enumerate(variants or [{}]):
+
+        def where(name: str, v: int = v, variant: dict = variant) -> str:
+            if name in variant:
+                return f"{file}: variants[{v}].{name}"
+            if name in grid:
+                return f"{file}: grid.{name}"
+            return f"{file}: {'base.' if name in base else ''}{name}"
+
+        for combo in itertools.product(*grid.values()):
+            for seed in seeds:
+                options = base | dict(zip(grid, combo)) | variant | {"seed": seed}
+                try:
+                    cfg = RunConfig(**options)
+                except ValidationError as error:
+                    problems.extend(describe_errors(error, where))
+                    continue
+                runs.setdefault(cfg.run_id, cfg)
+    if not runs and not problems:
+        problems.append(f"{file}: expands to no runs")
+    return list(runs.values())

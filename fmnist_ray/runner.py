@@ -1,0 +1,348 @@
+"""The grid runner, and the only module that imports `ray`: start or join a cluster, share the
+dataset once through the object store, one task per run with its CPUs/GPU fraction, a `ray.wait`
+loop that writes each result as it lands, live progress, failures, resume and Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import ray
+
+from . import __version__
+from .config import ConfigError, Resources, RunConfig
+from .data import FashionMNIST
+from .grid import Experiment
+from .results import done_run_ids, history_table, write_failure, write_run
+from .train import RunOutcome, train_run
+
+DEFAULT_GPUS_PER_RUN = 0.25  # small models: four runs share one GPU unless told otherwise
+PACKAGE_DIR = Path(__file__).resolve().parent
+TrainFn = Callable[..., RunOutcome]
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def git_commit() -> str | None:
+    """The project's git commit (with '+dirty' when the tree has changes), if it is a checkout."""
+    try:
+        run = lambda *args: subprocess.run(  # noqa: E731
+            ["git", *args], cwd=PACKAGE_DIR, capture_output=True, text=True, timeout=5
+        )
+        sha = run("rev-parse", "HEAD")
+        if sha.returncode != 0:
+            return None
+        dirty = run("status", "--porcelain", "--untracked-files=no").stdout.strip()
+        return sha.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def library_versions() -> dict[str, str]:
+    import pyarrow
+    import torch
+    import torchvision
+
+    return {
+        "fmnist_ray": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "ray": ray.__version__,
+        "pyarrow": pyarrow.__version__,
+    }
+
+
+@ray.remote(num_cpus=0)
+class ProgressBoard:
+    """Tasks report here when they start and after each epoch; the driver polls it."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, float] = {}
+        self.epochs: dict[str, int] = {}
+
+    def start(self, run_id: str) -> None:
+        self.started[run_id] = time.time()
+
+    def epoch(self, run_id: str, epoch: int) -> None:
+        self.epochs[run_id] = epoch
+
+    def snapshot(self) -> tuple[dict[str, float], dict[str, int]]:
+        return self.started, self.epochs
+
+
+def _train_task(
+    cfg_json: str, data: FashionMNIST, cpus: float, board, train_fn: TrainFn
+) -> dict[str, Any]:
+    """Body of one Ray task: train on the GPU Ray assigned (if any), return history + metadata."""
+    import torch
+
+    cfg = RunConfig.model_validate_json(cfg_json)
+    threads = max(1, int(cpus))
+    torch.set_num_threads(threads)
+    gpu_ids = [str(g) for g in ray.get_gpu_ids()]
+    device = "cuda" if gpu_ids and torch.cuda.is_available() else "cpu"
+    board.start.remote(cfg.run_id)
+    started_at = now_iso()
+    outcome = train_fn(
+        cfg, data, device, on_epoch=lambda row: board.epoch.remote(cfg.run_id, row["epoch"])
+    )
+    metadata = {
+        "started_at": started_at,
+        "ended_at": now_iso(),
+        "host": socket.gethostname(),
+        "ray_node_id": ray.get_runtime_context().get_node_id(),
+        "gpu_ids": gpu_ids,
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "device": outcome.device,
+        "device_name": torch.cuda.get_device_name() if device == "cuda" else platform.processor(),
+        "torch_threads": threads,
+        "versions": library_versions(),
+    }
+    return {"history": outcome.history, "status": outcome.status, "metadata": metadata}
+
+
+@dataclass
+class GridOutcome:
+    """What `run_grid` did; `exit_code` is non-zero when any run failed or it was interrupted."""
+
+    total: int
+    skipped: int = 0
+    finished: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    cancelled: int = 0
+    interrupted: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        return 130 if self.interrupted else (1 if self.failed else 0)
+
+
+def connect(address: str | None, num_cpus: int | None = None, num_gpus: int | None = None) -> bool:
+    """Join `address` (or $RAY_ADDRESS), else start an embedded local Ray. True if we started it."""
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    options: dict[str, Any] = dict(
+        include_dashboard=False, logging_level="WARNING", configure_logging=True
+    )
+    if address:
+        if num_cpus is not None or num_gpus is not None:
+            raise ConfigError(["--num-cpus/--num-gpus size the local Ray; not with --address"])
+        # Ship this package's code so worker nodes only need the libraries installed.
+        options["runtime_env"] = {"py_modules": [str(PACKAGE_DIR)]}
+        ray.init(address=address, **options)
+    else:
+        ray.init(num_cpus=num_cpus, num_gpus=num_gpus, **options)
+    return True
+
+
+def resolve_resources(requested: Resources) -> Resources:
+    """Fill in the GPU share and check that one run fits on some node (else Ray waits forever)."""
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    max_gpus = max((n.get("GPU", 0.0) for n in nodes), default=0.0)
+    max_cpus = max((n.get("CPU", 0.0) for n in nodes), default=0.0)
+    gpus = requested.gpus
+    if gpus is None:
+        gpus = DEFAULT_GPUS_PER_RUN if max_gpus > 0 else 0.0
+    problems = []
+    if gpus > 1 and not float(gpus).is_integer():
+        problems.append(f"gpus per run {gpus:g}: above 1 it must be a whole number (Ray's rule)")
+    if gpus > max_gpus:
+        problems.append(
+            f"gpus per run {gpus:g}: no node of this cluster has that many GPUs "
+            f"(largest: {max_gpus:g}); use --gpus-per-run 0 to train on CPUs"
+        )
+    if requested.cpus > max_cpus:
+        problems.append(
+            f"cpus per run {requested.cpus:g}: no node of this cluster has that many CPUs "
+            f"(largest: {max_cpus:g})"
+        )
+    if problems:
+        raise ConfigError(problems)
+    return Resources(gpus=gpus, cpus=requested.cpus)
+
+
+def write_manifest(experiment: Experiment, experiment_dir: Path, resources: Resources) -> None:
+    """A copy of the experiment file and the environment this invocation ran in."""
+    experiment_dir.mkdir(parents=True, exist_ok=True)
+    (experiment_dir / "experiment.toml").write_text(experiment.path.read_text())
+    manifest = {
+        "experiment": experiment.name,
+        "experiment_file": str(experiment.path),
+        "command": sys.argv,
+        "started_at": now_iso(),
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "git_commit": git_commit(),
+        "versions": library_versions(),
+        "resources_per_run": resources.model_dump(),
+        "cluster_resources": ray.cluster_resources(),
+        "nodes": len([n for n in ray.nodes() if n.get("Alive")]),
+    }
+    (experiment_dir / "environment.json").write_text(json.dumps(manifest, indent=2, default=str))
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class Progress:
+    """Live display: one permanent line per finished run, a status line rewritten on a TTY."""
+
+    def __init__(self, runs: list[RunConfig], axes: list[str], stream: TextIO):
+        self.epochs_total = {cfg.run_id: cfg.epochs for cfg in runs}
+        self.axes = axes
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.start = time.time()
+        self.last_status = 0.0
+        self.latest = ""
+
+    def label(self, cfg: RunConfig) -> str:
+        fields = [*self.axes, "seed"]
+        return " ".join(f"{name}={getattr(cfg, name)}" for name in fields)
+
+    def finished(self, cfg: RunConfig, text: str) -> None:
+        self.latest = f"{cfg.run_id} {text}"
+        self._clear()
+        print(f"{cfg.run_id}  {self.label(cfg)}  {text}", file=self.stream, flush=True)
+
+    def status(self, done: int, failed: int, started: dict, epochs: dict, finished: set) -> None:
+        total = len(self.epochs_total)
+        running = len(set(started) - finished)
+        pending = total - done - failed - running
+        epochs_done = sum(
+            self.epochs_total[r] if r in finished else epochs.get(r, 0) for r in self.epochs_total
+        )
+        epochs_left = sum(self.epochs_total.values()) - epochs_done
+        elapsed = time.time() - self.start
+        eta = _clock(elapsed / epochs_done * epochs_left) if epochs_done else "--"
+        line = (
+            f"[{done} done | {running} running | {pending} pending | {failed} failed] "
+            f"elapsed {_clock(elapsed)}  ETA {eta}"
+        )
+        if self.tty:
+            self._clear()
+            print(line[: os.get_terminal_size(self.stream.fileno()).columns - 1],
+                  end="", file=self.stream, flush=True)  # fmt: skip
+        elif time.time() - self.last_status > 30:  # a log file gets a heartbeat, not a flood
+            print(line, file=self.stream, flush=True)
+            self.last_status = time.time()
+
+    def _clear(self) -> None:
+        if self.tty:
+            print("\r\033[K", end="", file=self.stream)
+
+
+def run_grid(
+    experiment: Experiment,
+    results_dir: Path,
+    data: FashionMNIST | Callable[[], FashionMNIST],
+    resources: Resources | None = None,
+    force: bool = False,
+    train_fn: TrainFn = train_run,
+    stream: TextIO = sys.stdout,
+    max_retries: int = 1,
+) -> GridOutcome:
+    """Train every pending run of `experiment` on the connected Ray cluster (see `connect`).
+
+    Results land in results_dir/<experiment>/runs/<run_id>.parquet as each run finishes; failures
+    in .../failures/. `data` may be a loader, called only if something needs training.
+    """
+    experiment_dir = Path(results_dir) / experiment.name
+    done = set() if force else done_run_ids(experiment_dir)
+    todo = [cfg for cfg in experiment.runs if cfg.run_id not in done]
+    outcome = GridOutcome(total=len(experiment.runs), skipped=len(experiment.runs) - len(todo))
+    if not todo:
+        return outcome
+    resources = resolve_resources(resources or experiment.resources)
+    write_manifest(experiment, experiment_dir, resources)
+    if callable(data):
+        data = data()
+    commit = git_commit()
+    data_ref = ray.put(data)  # once; every task reads the same object, no dataset files needed
+    board = ProgressBoard.remote()
+    task = ray.remote(_train_task).options(
+        num_cpus=resources.cpus, num_gpus=resources.gpus, max_retries=max_retries
+    )
+    pending = {
+        task.remote(cfg.model_dump_json(), data_ref, resources.cpus, board, train_fn): cfg
+        for cfg in todo
+    }
+    progress = Progress(todo, experiment.axes, stream)
+    finished: set[str] = set()
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            for ref in ready:
+                cfg = pending.pop(ref)
+                finished.add(cfg.run_id)
+                _collect(ref, cfg, experiment, experiment_dir, commit, outcome, progress)
+            started, epochs = ray.get(board.snapshot.remote())
+            progress.status(len(outcome.finished), len(outcome.failed), started, epochs, finished)
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+        outcome.cancelled = len(pending)
+        for ref in pending:
+            ray.cancel(ref, force=True)
+    finally:
+        progress._clear()
+        ray.kill(board)
+    return outcome
+
+
+def _collect(ref, cfg, experiment, experiment_dir, commit, outcome, progress) -> None:
+    """Write one finished run (or record its failure) the moment it lands."""
+    try:
+        result = ray.get(ref)
+    except ray.exceptions.RayError as error:
+        cause = getattr(error, "cause", None)
+        message = f"{type(cause or error).__name__}: {cause or error}".strip()
+        # RayTaskError's text is the remote traceback, coloured for terminals: keep it plain.
+        detail = ANSI.sub("", str(error)) if isinstance(error, ray.exceptions.RayTaskError) else message
+        path = write_failure(experiment_dir, cfg, detail, failed_at=now_iso(), git_commit=commit)
+        outcome.failed.append({"config": cfg, "error": message.splitlines()[0], "path": path})
+        progress.finished(cfg, f"FAILED  {message.splitlines()[0][:120]}  -> {path}")
+        return
+    except Exception:  # a result we cannot even read is still one run's problem, not the grid's
+        detail = traceback.format_exc()
+        path = write_failure(experiment_dir, cfg, detail, failed_at=now_iso(), git_commit=commit)
+        outcome.failed.append({"config": cfg, "error": detail.splitlines()[-1], "path": path})
+        progress.finished(cfg, f"FAILED  {detail.splitlines()[-1]}")
+        return
+    metadata = result["metadata"] | {"git_commit": commit}
+    table = history_table(cfg, result["history"], result["status"], experiment.name, metadata)
+    path = write_run(experiment_dir, table)
+    final = result["history"][-1]
+    seconds = sum(row["seconds"] for row in result["history"])
+    where = f"node {metadata['host']}" + (
+        f" gpu {','.join(metadata['gpu_ids'])}" if metadata["gpu_ids"] else ""
+    )
+    status = "" if result["status"] == "ok" else f"  {result['status'].upper()}"
+    progress.finished(cfg, f"test_acc {final['test_acc']:.4f}  {seconds:.0f}s  {where}{status}")
+    outcome.finished.append(
+        {"config": cfg, "status": result["status"], "final": final, "seconds": seconds,
+         "path": path, "metadata": metadata}
+    )  # fmt: skip
+
+
+def shutdown(started_here: bool) -> None:
+    if started_here and ray.is_initialized():
+        ray.shutdown()

@@ -1,0 +1,144 @@
+"""`train_run(cfg, data, device)`: one run of the study, epoch by epoch, returning its history.
+Pure: no files, no Ray, no printing; progress goes to an optional callback."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import RunConfig
+from .data import DeviceData, FashionMNIST
+from .models import build_model
+
+METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "last_lr", "seconds", "images_per_s")
+EVAL_BATCH = 1000
+
+
+@dataclass
+class RunOutcome:
+    """A finished run: one dict per epoch (`epoch` + METRICS), and `ok` or `diverged`."""
+
+    history: list[dict] = field(default_factory=list)
+    status: str = "ok"
+    device: str = "cpu"
+
+    @property
+    def final(self) -> dict:
+        return self.history[-1] if self.history else {}
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    """`requested` if given, else CUDA when available, else the CPU."""
+    if requested:
+        return torch.device(requested)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def make_loss(cfg: RunConfig) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Batch-mean loss of the model's output against integer labels."""
+    if cfg.loss == "cross_entropy":
+        return nn.CrossEntropyLoss()
+    if cfg.loss == "multi_margin":
+        return nn.MultiMarginLoss()
+    # MSE: the model already ends in a softmax; targets are one-hot.
+    return lambda probs, y: F.mse_loss(probs, F.one_hot(y, num_classes=10).to(probs.dtype))
+
+
+def make_optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
+    """Adam, plain SGD (no momentum unless set) or RMSprop; other arguments at PyTorch defaults."""
+    extra = {"weight_decay": cfg.weight_decay}
+    if cfg.momentum is not None:
+        extra["momentum"] = cfg.momentum
+    optimizers = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop}
+    return optimizers[cfg.optimizer](params, lr=cfg.lr, **extra)
+
+
+def make_scheduler(cfg: RunConfig, optimizer: torch.optim.Optimizer):
+    """StepLR stepped after every batch (as in the study), or None."""
+    if cfg.scheduler == "steplr":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
+    return None
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loss_fn, data: DeviceData) -> tuple[float, float]:
+    """Mean per-example loss and accuracy on the (unshuffled) test set."""
+    model.eval()
+    loss_sum = torch.zeros((), device=data.device)
+    correct = torch.zeros((), device=data.device, dtype=torch.long)
+    for x, y in data.test_batches(EVAL_BATCH):
+        out = model(x)
+        loss_sum += loss_fn(out, y) * len(y)
+        correct += (out.argmax(dim=1) == y).sum()
+    n = len(data.test_y)
+    return loss_sum.item() / n, correct.item() / n
+
+
+def train_run(
+    cfg: RunConfig,
+    data: FashionMNIST | DeviceData,
+    device: torch.device | str | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> RunOutcome:
+    """Train one config; a NaN/inf loss stops the run with status `diverged`, history kept."""
+    device = pick_device(str(device) if device is not None else None)
+    if not isinstance(data, DeviceData) or data.device != device:
+        data = DeviceData(data, device)  # type: ignore[arg-type]
+    torch.manual_seed(cfg.seed)  # weights and dropout
+    shuffle = torch.Generator().manual_seed(cfg.seed)
+    model = build_model(cfg).to(device)
+    loss_fn = make_loss(cfg)
+    optimizer = make_optimizer(cfg, model.parameters())
+    scheduler = make_scheduler(cfg, optimizer)
+    outcome = RunOutcome(device=str(device))
+
+    for epoch in range(1, cfg.epochs + 1):
+        start = time.perf_counter()
+        model.train()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        batches = 0
+        for x, y in data.train_batches(cfg.batch_size, shuffle):
+            out = model(x)
+            loss = loss_fn(out, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            # Accumulate on the device: no host sync per batch.
+            loss_sum += loss.detach()
+            correct += (out.detach().argmax(dim=1) == y).sum()
+            batches += 1
+        train_loss = loss_sum.item() / batches
+        _sync(device)
+        train_seconds = time.perf_counter() - start
+        test_loss, test_acc = evaluate(model, loss_fn, data)
+        row = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "train_acc": correct.item() / data.train_size,
+            "test_loss": test_loss,
+            "test_acc": test_acc,
+            "last_lr": optimizer.param_groups[0]["lr"],
+            "seconds": time.perf_counter() - start,
+            "images_per_s": data.train_size / train_seconds,
+        }
+        outcome.history.append(row)
+        if on_epoch is not None:
+            on_epoch(row)
+        if not (math.isfinite(train_loss) and math.isfinite(test_loss)):
+            outcome.status = "diverged"
+            break
+    return outcome

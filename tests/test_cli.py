@@ -1,0 +1,97 @@
+"""The command line as a user meets it: real data end to end, one-line errors, exit code 2."""
+
+import subprocess
+import sys
+
+import pyarrow.parquet as pq
+import pytest
+
+from fmnist_ray.config import RunConfig
+from fmnist_ray.results import SCHEMA, read_metadata
+
+
+def cli(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "fmnist_ray", *map(str, args)],
+        capture_output=True, text=True, cwd=cwd, timeout=600,
+    )  # fmt: skip
+
+
+def test_train_fc_one_epoch_end_to_end(tmp_path, data_dir):
+    done = cli(
+        "train", "--model", "fc", "--epochs", "1", "--data-dir", data_dir, "--results", tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    accuracy = float(last.split("test accuracy ")[1].split(",")[0])
+    assert accuracy >= 0.80, done.stdout
+    cfg = RunConfig(model="fc", epochs=1)
+    path = tmp_path / "train" / "runs" / f"{cfg.run_id}.parquet"
+    assert str(path) in last
+    table = pq.read_table(path)
+    assert table.schema.names == SCHEMA.names and table.num_rows == 1
+    row = table.to_pylist()[0]
+    assert row["test_acc"] == pytest.approx(accuracy, abs=1e-4)
+    assert (row["model"], row["epochs"], row["lr"], row["activation"], row["status"]) == (
+        "fc", 1, 0.001, None, "ok",
+    )  # fmt: skip
+    assert row["images_per_s"] > 0 and row["last_lr"] == 0.001
+    meta = read_metadata(path)
+    assert meta["config"] == cfg.model_dump(mode="json") and meta["status"] == "ok"
+    assert meta["device"] == "cpu" and meta["versions"]["torch"]
+
+
+def test_every_option_reaches_the_config(tmp_path, data_dir):
+    # A wide, fully specified LeNet-5: the parquet row must echo every option back.
+    args = ["--model", "lenet5", "--activation", "relu", "--channels", "4,8,16", "--pooling", "max",
+            "--batchnorm", "--dropout", "--scheduler", "steplr", "--step-size", "400", "--gamma",
+            "0.9", "--optimizer", "rmsprop", "--momentum", "0.1", "--weight-decay", "0.0001",
+            "--loss", "multi_margin", "--batch-size", "500", "--lr", "0.002", "--seed", "3",
+            "--epochs", "1"]  # fmt: skip
+    done = cli("train", *args, "--data-dir", data_dir, "--results", tmp_path)
+    assert done.returncode == 0, done.stderr
+    row = pq.read_table(next((tmp_path / "train" / "runs").glob("*.parquet"))).to_pylist()[0]
+    assert {k: row[k] for k in RunConfig.model_fields} == {
+        "model": "lenet5", "epochs": 1, "batch_size": 500, "lr": 0.002, "optimizer": "rmsprop",
+        "momentum": 0.1, "weight_decay": 0.0001, "loss": "multi_margin", "activation": "relu",
+        "pooling": "max", "batchnorm": True, "dropout": True, "channels": "4,8,16",
+        "scheduler": "steplr", "step_size": 400, "gamma": 0.9, "seed": 3,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--activation", "sigmoid"], "error: --activation: 'sigmoid' is not allowed"),
+        (["--lr", "0"], "error: --lr: 0.0 is not allowed: Input should be greater than 0"),
+        (["--batch-size", "0"], "error: --batch-size: 0 is not allowed"),
+        (["--channels", "6,0,120"], "error: --channels: 0 (position 2) is not allowed"),
+        (["--channels", "6,16"], "error: --channels: '6,16' is not allowed"),
+        (["--gamma", "0.9"], "error: --gamma: 0.9 is not allowed: needs scheduler 'steplr'"),
+        (["--model", "fc", "--pooling", "max"], "error: --pooling: 'max' is not allowed"),
+        (["--epochs", "many"], "error: Invalid value for '--epochs'"),
+        (["--colour", "red"], "error: No such option: --colour"),
+        (["--device", "tpu"], "error: --device: 'tpu' is not allowed"),
+        (
+            ["--data-dir", "/nonexistent", "--no-download"],
+            "error: Fashion-MNIST not found in /nonexistent",
+        ),  # noqa: E501
+    ],
+)
+def test_mistakes_are_one_line_and_exit_2(args, expected, tmp_path):
+    done = (
+        cli("train", *args, "--epochs", "1", "--results", tmp_path)
+        if "--epochs" not in args
+        else cli("train", *args)
+    )  # noqa: E501
+    assert done.returncode == 2, done
+    assert done.stderr.startswith(expected), done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    assert not (tmp_path / "train").exists()
+
+
+def test_help_is_quick_and_lists_commands():
+    done = cli("--help")
+    assert done.returncode == 0
+    for command in ("train", "plan", "run", "report"):
+        assert command in done.stdout

@@ -1,0 +1,95 @@
+"""Data: found in a read-only folder, verified, loaded as uint8; clear errors when it is not."""
+
+import gzip
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from fmnist_ray.data import ENV_VAR, DataError, DeviceData, load_fashion_mnist, resolve_data_dir
+
+
+def test_loads_the_real_dataset(fmnist):
+    assert fmnist.train_images.shape == (60000, 28, 28) and fmnist.train_images.dtype == np.uint8
+    assert fmnist.test_images.shape == (10000, 28, 28)
+    assert fmnist.train_labels.dtype == np.int64 and set(np.unique(fmnist.test_labels)) == set(
+        range(10)
+    )
+    # SPEC.md: pixel mean/std of the training set on [0, 1].
+    scaled = fmnist.train_images / 255.0
+    assert scaled.mean() == pytest.approx(0.2860, abs=1e-4)
+    assert scaled.std() == pytest.approx(0.3530, abs=1e-4)
+
+
+def test_resolution_order(tmp_path, monkeypatch):
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "env"))
+    assert resolve_data_dir(tmp_path / "opt") == tmp_path / "opt"
+    assert resolve_data_dir(None) == tmp_path / "env"
+    monkeypatch.delenv(ENV_VAR)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert resolve_data_dir(None) == tmp_path / "cache" / "fmnist-ray"
+
+
+def test_env_var_is_used(data_dir, monkeypatch):
+    monkeypatch.setenv(ENV_VAR, str(data_dir))
+    assert load_fashion_mnist(None, download=False).train_images.shape[0] == 60000
+
+
+def copy_raw(data_dir, target, suffix):
+    raw = target / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in (data_dir / "FashionMNIST" / "raw").glob(f"*{suffix}"):
+        shutil.copy(f, raw / f.name)
+    return raw
+
+
+def test_gz_only_folder_works(data_dir, tmp_path, fmnist):
+    copy_raw(data_dir, tmp_path, ".gz")
+    data = load_fashion_mnist(tmp_path, download=False)
+    assert np.array_equal(data.test_images, fmnist.test_images)
+
+
+def test_corrupt_gz_is_detected(data_dir, tmp_path):
+    raw = copy_raw(data_dir, tmp_path, ".gz")
+    blob = bytearray((raw / "t10k-labels-idx1-ubyte.gz").read_bytes())
+    blob[100] ^= 0xFF
+    (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(bytes(blob))
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.gz is corrupt \(MD5"):
+        load_fashion_mnist(tmp_path, download=False)
+
+
+def test_truncated_unpacked_file_is_detected(data_dir, tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for name in ("train-images", "train-labels", "t10k-images", "t10k-labels"):
+        src = next((data_dir / "FashionMNIST" / "raw").glob(f"{name}-idx?-ubyte.gz"))
+        (raw / src.stem).write_bytes(gzip.decompress(src.read_bytes()))
+    (raw / "t10k-images-idx3-ubyte").write_bytes((raw / "t10k-images-idx3-ubyte").read_bytes()[:-5])
+    with pytest.raises(DataError, match="t10k-images-idx3-ubyte is corrupt"):
+        load_fashion_mnist(tmp_path, download=False)
+
+
+def test_missing_data_says_where_it_looked_and_how_to_fix(tmp_path):
+    with pytest.raises(DataError) as info:
+        load_fashion_mnist(tmp_path / "nowhere", download=False)
+    message = str(info.value)
+    assert "not found in" in message and str(tmp_path / "nowhere") in message
+    assert "--data-dir" in message and ENV_VAR in message
+
+
+def test_device_batches_cover_the_epoch_once(small):
+    device_data = DeviceData(small, torch.device("cpu"))
+    assert device_data.train_x.dtype == torch.float32 and device_data.train_x.max() <= 1.0
+    generator = torch.Generator().manual_seed(0)
+    sizes, labels = [], []
+    for _x, y in device_data.train_batches(300, generator):
+        sizes.append(len(y))
+        labels.append(y)
+    assert sizes == [300] * 6 + [200]  # the last batch is short, like DataLoader
+    assert sorted(torch.cat(labels).tolist()) == sorted(small.train_labels.tolist())
+    # Reshuffled every epoch, reproducibly from the seed.
+    first = next(device_data.train_batches(300, torch.Generator().manual_seed(0)))[1]
+    again = next(device_data.train_batches(300, torch.Generator().manual_seed(0)))[1]
+    second_epoch = next(device_data.train_batches(300, generator))[1]
+    assert torch.equal(first, again) and not torch.equal(first, second_epoch)

@@ -1,0 +1,183 @@
+"""The grid runner on real Ray: fractional GPU packing, resume, failure isolation, a two-node
+cluster joined through --address, and bad experiment files that start nothing."""
+
+import io
+import os
+import subprocess
+import sys
+from datetime import datetime
+
+import pytest
+import ray
+from ray.cluster_utils import Cluster
+
+from fmnist_ray.config import Resources
+from fmnist_ray.grid import load_experiment
+from fmnist_ray.results import done_run_ids, read_failures, read_metadata, read_results, run_path
+from fmnist_ray.runner import run_grid
+from fmnist_ray.train import train_run
+
+
+@pytest.fixture
+def local_ray():
+    """Start a local Ray with the given logical resources; always shut it down."""
+    yield lambda **resources: ray.init(include_dashboard=False, logging_level="ERROR", **resources)
+    ray.shutdown()
+
+
+def experiment(tmp_path, grid="", base="epochs = 1", seeds=(0, 1), name="exp"):
+    path = tmp_path / f"{name}.toml"
+    path.write_text(f"seeds = {list(seeds)}\n[base]\n{base}\n[grid]\n{grid}\n")
+    return load_experiment(path)
+
+
+def intervals(folder):
+    runs = []
+    for path in sorted((folder / "runs").glob("*.parquet")):
+        meta = read_metadata(path)
+        span = [datetime.fromisoformat(meta[k]).timestamp() for k in ("started_at", "ended_at")]
+        runs.append((span, meta))
+    return runs
+
+
+def most_at_once(spans):
+    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    level = peak = 0
+    for _, step in events:
+        level += step
+        peak = max(peak, level)
+    return peak
+
+
+def test_fractional_gpus_pack_two_runs_per_gpu(tmp_path, local_ray, fmnist):
+    local_ray(num_cpus=4, num_gpus=2)  # logical GPUs: Ray schedules them, training uses the CPU
+    exp = experiment(tmp_path, grid='lr = [0.001, 0.002, 0.003, 0.004]')
+    outcome = run_grid(exp, tmp_path / "results", fmnist.subset(6000, 1000),
+                       Resources(gpus=0.5, cpus=1), stream=io.StringIO())  # fmt: skip
+    assert outcome.exit_code == 0 and len(outcome.finished) == 8
+    runs = intervals(tmp_path / "results" / "exp")
+    assert len(runs) == 8
+    for _, meta in runs:
+        assert len(meta["gpu_ids"]) == 1
+        assert meta["cuda_visible_devices"] == meta["gpu_ids"][0]  # what the run saw is what Ray gave
+        assert meta["device"] == "cpu" and meta["torch_threads"] == 1
+    assert most_at_once([span for span, _ in runs]) <= 4
+    by_gpu = {}
+    for span, meta in runs:
+        by_gpu.setdefault(meta["gpu_ids"][0], []).append(span)
+    assert set(by_gpu) == {"0", "1"}
+    assert all(most_at_once(spans) <= 2 for spans in by_gpu.values())
+    assert most_at_once([span for span, _ in runs]) >= 2  # it did run in parallel
+
+
+def test_resume_trains_only_what_is_missing(tmp_path, local_ray, small):
+    local_ray(num_cpus=2)
+    exp = experiment(tmp_path, base='model = "fc"\nepochs = 1', seeds=(0, 1, 2))
+    results = tmp_path / "results"
+    first = run_grid(exp, results, small, Resources(cpus=1), stream=io.StringIO())
+    assert len(first.finished) == 3 and first.skipped == 0
+    folder = results / exp.name
+    assert (folder / "experiment.toml").read_text() == exp.path.read_text()
+    assert (folder / "environment.json").exists()
+    kept = {p: p.stat().st_mtime_ns for p in (folder / "runs").glob("*.parquet")}
+    victim = run_path(folder, exp.runs[1].run_id)
+    victim.unlink()
+    second = run_grid(exp, results, small, Resources(cpus=1), stream=io.StringIO())
+    assert [item["config"].run_id for item in second.finished] == [exp.runs[1].run_id]
+    assert second.skipped == 2 and victim.exists()
+    for path, mtime in kept.items():
+        if path != victim:
+            assert path.stat().st_mtime_ns == mtime
+    third = run_grid(exp, results, small, Resources(cpus=1), stream=io.StringIO())
+    assert third.finished == [] and third.skipped == 3
+    forced = run_grid(exp, results, small, Resources(cpus=1), force=True, stream=io.StringIO())
+    assert len(forced.finished) == 3
+    table = read_results([results])
+    assert table.num_rows == 3 and set(table.column("run_id").to_pylist()) == done_run_ids(folder)
+
+
+def test_a_failing_run_never_stops_the_others(tmp_path, local_ray, small):
+    local_ray(num_cpus=2)
+    exp = experiment(tmp_path, base='model = "fc"\nepochs = 1', seeds=(0, 1, 2, 3))
+
+    def flaky(cfg, data, device, on_epoch=None):
+        if cfg.seed == 1:
+            raise RuntimeError("injected failure for seed 1")
+        if cfg.seed == 2:
+            os._exit(3)  # the worker process dies: Ray reports it, we record it
+        return train_run(cfg, data, device, on_epoch)
+
+    out = io.StringIO()
+    outcome = run_grid(exp, tmp_path / "r", small, Resources(cpus=1), train_fn=flaky,
+                       stream=out, max_retries=0)  # fmt: skip
+    assert outcome.exit_code == 1
+    assert sorted(item["config"].seed for item in outcome.finished) == [0, 3]
+    failures = {f["config"]["seed"]: f for f in read_failures(tmp_path / "r" / "exp")}
+    assert set(failures) == {1, 2}
+    assert "injected failure for seed 1" in failures[1]["error"]
+    assert 'raise RuntimeError("injected failure for seed 1")' in failures[1]["error"]  # traceback
+    assert "Worker" in failures[2]["error"] or "died" in failures[2]["error"]
+    assert "FAILED" in out.getvalue()
+    # Fixed and run again: only the failed runs train, and their failure records go away.
+    again = run_grid(exp, tmp_path / "r", small, Resources(cpus=1), stream=io.StringIO())
+    assert sorted(item["config"].seed for item in again.finished) == [1, 2]
+    assert read_failures(tmp_path / "r" / "exp") == [] and again.exit_code == 0
+
+
+def cli(*args, **kwargs):
+    env = os.environ | {"RAY_USAGE_STATS_ENABLED": "0"}
+    return subprocess.run([sys.executable, "-m", "fmnist_ray", *map(str, args)],
+                          capture_output=True, text=True, timeout=600, env=env, **kwargs)  # fmt: skip
+
+
+def test_two_node_cluster_through_address(tmp_path, data_dir):
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        exp = experiment(tmp_path, base='model = "fc"\nepochs = 1', seeds=(0, 1, 2, 3))
+        results = tmp_path / "results"
+        done = cli("run", exp.path, "--address", cluster.address, "--data-dir", data_dir,
+                   "--results", results, cwd=tmp_path)  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        runs = intervals(results / "exp")
+        assert len(runs) == 4
+        nodes = {meta["ray_node_id"] for _, meta in runs}
+        assert nodes == {node.node_id for node in cluster.list_all_nodes()}
+    finally:
+        cluster.shutdown()
+
+
+def test_cli_run_then_rerun_trains_nothing(tmp_path, data_dir):
+    exp = experiment(tmp_path, base='model = "fc"\nepochs = 1', seeds=(0, 1))
+    results = tmp_path / "results"
+    args = ["run", exp.path, "--data-dir", data_dir, "--results", results, "--num-cpus", "2"]
+    first = cli(*args)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "2 trained, 0 already done, 0 failed" in first.stdout
+    second = cli(*args)
+    assert second.returncode == 0
+    assert "nothing to train: all 2 runs of exp are done" in second.stdout
+    plan = cli("plan", exp.path, "--results", results)
+    assert "2 runs: 2 done, 0 pending, 0 failed" in plan.stdout
+
+
+def test_invalid_experiment_starts_nothing_and_writes_nothing(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[base]\nepochs = 0\n[grid]\nactivation = ["relu", "sigmoid"]\n')
+    done = cli("run", bad, "--results", tmp_path / "results")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert lines == [
+        f"error: {bad}: base.epochs: 0 is not allowed: Input should be greater than or equal to 1 (allowed: an integer >= 1)",
+        f"error: {bad}: grid.activation: 'sigmoid' is not allowed: Input should be 'tanh', 'relu' or 'leaky_relu'",
+    ]
+    assert not (tmp_path / "results").exists() and done.stdout == ""
+
+
+def test_resources_that_fit_no_node_are_refused(tmp_path, data_dir):
+    exp = experiment(tmp_path, base='model = "fc"\nepochs = 1', seeds=(0,))
+    done = cli("run", exp.path, "--data-dir", data_dir, "--results", tmp_path / "r",
+               "--num-cpus", "1", "--gpus-per-run", "0.5")  # fmt: skip
+    assert done.returncode == 2
+    assert "gpus per run 0.5: no node of this cluster has that many GPUs" in done.stderr

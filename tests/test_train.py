@@ -1,0 +1,90 @@
+"""Training: every loss, optimizer and the scheduler learn on a small real slice; the per-batch
+StepLR rate, determinism, and the diverged path."""
+
+import math
+
+import pytest
+import torch
+
+from fmnist_ray.config import RunConfig
+from fmnist_ray.data import DeviceData
+from fmnist_ray.models import build_model
+from fmnist_ray.train import METRICS, evaluate, make_loss, train_run
+
+CPU = torch.device("cpu")
+
+
+def initial_test_loss(cfg, data):
+    torch.manual_seed(cfg.seed)
+    return evaluate(build_model(cfg), make_loss(cfg), DeviceData(data, CPU))[0]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"loss": "cross_entropy"},
+        {"loss": "mse"},
+        {"loss": "multi_margin"},
+        {"optimizer": "sgd", "lr": 0.05},
+        {"optimizer": "rmsprop"},
+        {"scheduler": "steplr", "step_size": 10, "gamma": 0.9},
+        {"model": "fc"},
+        {"activation": "relu", "pooling": "max", "batchnorm": True, "dropout": True},
+    ],
+    ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()),
+)
+def test_training_lowers_the_loss(small, options):
+    cfg = RunConfig(epochs=2, batch_size=50, **options)
+    outcome = train_run(cfg, small, CPU)
+    assert outcome.status == "ok" and len(outcome.history) == 2
+    assert outcome.history[-1]["test_loss"] < 0.9 * initial_test_loss(cfg, small)
+    assert outcome.history[-1]["test_acc"] > 0.4  # chance is 0.1
+    assert set(outcome.history[0]) == {"epoch", *METRICS}
+
+
+def test_steplr_is_stepped_every_batch(small):
+    # 2,000 images / batch 100 = 20 steps per epoch; the rate halves every 7 steps.
+    cfg = RunConfig(epochs=2, scheduler="steplr", step_size=7, gamma=0.5, lr=0.004)
+    history = train_run(cfg, small, CPU).history
+    assert history[0]["last_lr"] == pytest.approx(0.004 * 0.5 ** (20 // 7))
+    assert history[1]["last_lr"] == pytest.approx(0.004 * 0.5 ** (40 // 7))
+
+
+def test_same_config_same_history_on_cpu(small):
+    cfg = RunConfig(epochs=2, dropout=True)
+    keys = ["train_loss", "train_acc", "test_loss", "test_acc", "last_lr"]
+    first, second = (train_run(cfg, small, CPU).history for _ in range(2))
+    assert [[r[k] for k in keys] for r in first] == [[r[k] for k in keys] for r in second]
+    other_seed = train_run(cfg.model_copy(update={"seed": 1}), small, CPU).history
+    assert other_seed[0]["train_loss"] != first[0]["train_loss"]
+
+
+def test_train_loss_is_the_mean_of_batch_losses(small):
+    cfg = RunConfig(model="fc", epochs=1, batch_size=2000, lr=1e-12)  # one batch, weights ~fixed
+    history = train_run(cfg, small, CPU).history
+    assert history[0]["train_loss"] == pytest.approx(
+        initial_test_loss_on_train(cfg, small), rel=1e-4
+    )
+
+
+def initial_test_loss_on_train(cfg, data):
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg)
+    x = torch.from_numpy(data.train_images.copy()).unsqueeze(1).float() / 255
+    return make_loss(cfg)(model(x), torch.from_numpy(data.train_labels.copy())).item()
+
+
+def test_non_finite_loss_ends_the_run_as_diverged(small):
+    cfg = RunConfig(model="fc", optimizer="sgd", lr=1e12, epochs=5)
+    outcome = train_run(cfg, small, CPU)
+    assert outcome.status == "diverged"
+    assert len(outcome.history) < 5
+    assert not math.isfinite(outcome.history[-1]["train_loss"])
+
+
+def test_progress_callback_sees_every_epoch(small):
+    seen = []
+    train_run(
+        RunConfig(model="fc", epochs=3), small, CPU, on_epoch=lambda row: seen.append(row["epoch"])
+    )
+    assert seen == [1, 2, 3]
