@@ -316,7 +316,8 @@ def _collect(ref, cfg, experiment, experiment_dir, commit, outcome, progress) ->
         cause = getattr(error, "cause", None)
         message = f"{type(cause or error).__name__}: {cause or error}".strip()
         # RayTaskError's text is the remote traceback, coloured for terminals: keep it plain.
-        detail = ANSI.sub("", str(error)) if isinstance(error, ray.exceptions.RayTaskError) else message
+        remote = isinstance(error, ray.exceptions.RayTaskError)
+        detail = ANSI.sub("", str(error)) if remote else message
         path = write_failure(experiment_dir, cfg, detail, failed_at=now_iso(), git_commit=commit)
         outcome.failed.append({"config": cfg, "error": message.splitlines()[0], "path": path})
         progress.finished(cfg, f"FAILED  {message.splitlines()[0][:120]}  -> {path}")

@@ -51,7 +51,7 @@ def most_at_once(spans):
 
 def test_fractional_gpus_pack_two_runs_per_gpu(tmp_path, local_ray, fmnist):
     local_ray(num_cpus=4, num_gpus=2)  # logical GPUs: Ray schedules them, training uses the CPU
-    exp = experiment(tmp_path, grid='lr = [0.001, 0.002, 0.003, 0.004]')
+    exp = experiment(tmp_path, grid="lr = [0.001, 0.002, 0.003, 0.004]")
     outcome = run_grid(exp, tmp_path / "results", fmnist.subset(6000, 1000),
                        Resources(gpus=0.5, cpus=1), stream=io.StringIO())  # fmt: skip
     assert outcome.exit_code == 0 and len(outcome.finished) == 8
@@ -59,7 +59,8 @@ def test_fractional_gpus_pack_two_runs_per_gpu(tmp_path, local_ray, fmnist):
     assert len(runs) == 8
     for _, meta in runs:
         assert len(meta["gpu_ids"]) == 1
-        assert meta["cuda_visible_devices"] == meta["gpu_ids"][0]  # what the run saw is what Ray gave
+        # What the run saw is what Ray gave it.
+        assert meta["cuda_visible_devices"] == meta["gpu_ids"][0]
         assert meta["device"] == "cpu" and meta["torch_threads"] == 1
     assert most_at_once([span for span, _ in runs]) <= 4
     by_gpu = {}
