@@ -9,9 +9,12 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where it is used: a driver that only loads never pays for it
+    import torch
 
 ENV_VAR = "FMNIST_DATA_DIR"
 CLASSES = (
@@ -163,6 +166,8 @@ class DeviceData:
         self, batch_size: int, generator: torch.Generator
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One epoch of shuffled batches; the last one may be short (like DataLoader)."""
+        import torch
+
         order = torch.randperm(self.train_size, generator=generator).to(self.device)
         for start in range(0, self.train_size, batch_size):
             index = order[start : start + batch_size]
@@ -175,6 +180,8 @@ class DeviceData:
 
 
 def _to_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    import torch
+
     # Copy: arrays from Ray's object store are read-only, and torch wants writable memory.
     return torch.from_numpy(np.array(array, copy=True)).to(device)
 

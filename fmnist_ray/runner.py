@@ -4,6 +4,7 @@ loop that writes each result as it lands, live progress, failures, resume and Ct
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import platform
@@ -26,11 +27,10 @@ from .config import ConfigError, Resources, RunConfig
 from .data import FashionMNIST
 from .grid import Experiment
 from .results import done_run_ids, history_table, write_failure, write_run
-from .train import RunOutcome, train_run
 
 DEFAULT_GPUS_PER_RUN = 0.25  # small models: four runs share one GPU unless told otherwise
 PACKAGE_DIR = Path(__file__).resolve().parent
-TrainFn = Callable[..., RunOutcome]
+TrainFn = Callable[..., Any]  # train.train_run's signature; tests inject failing ones
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -54,18 +54,14 @@ def git_commit() -> str | None:
 
 
 def library_versions() -> dict[str, str]:
-    import pyarrow
-    import torch
-    import torchvision
-
-    return {
-        "fmnist_ray": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "ray": ray.__version__,
-        "pyarrow": pyarrow.__version__,
-    }
+    """Installed versions, read from package metadata (no import: the driver never loads torch)."""
+    versions = {"fmnist_ray": __version__, "python": platform.python_version()}
+    for package in ("torch", "torchvision", "ray", "pyarrow", "numpy"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
 
 
 @ray.remote(num_cpus=0)
@@ -87,10 +83,13 @@ class ProgressBoard:
 
 
 def _train_task(
-    cfg_json: str, data: FashionMNIST, cpus: float, board, train_fn: TrainFn
+    cfg_json: str, data: FashionMNIST, cpus: float, board, train_fn: TrainFn | None
 ) -> dict[str, Any]:
     """Body of one Ray task: train on the GPU Ray assigned (if any), return history + metadata."""
-    import torch
+    import torch  # here, not at the top: the driver and the progress actor never need torch
+
+    if train_fn is None:
+        from .train import train_run as train_fn
 
     cfg = RunConfig.model_validate_json(cfg_json)
     threads = max(1, int(cpus))
@@ -112,7 +111,7 @@ def _train_task(
         "device": outcome.device,
         "device_name": torch.cuda.get_device_name() if device == "cuda" else platform.processor(),
         "torch_threads": threads,
-        "versions": library_versions(),
+        "versions": library_versions() | {"torch": torch.__version__, "cuda": torch.version.cuda},
     }
     return {"history": outcome.history, "status": outcome.status, "metadata": metadata}
 
@@ -219,8 +218,8 @@ class Progress:
         fields = [*self.axes, "seed"]
         return " ".join(f"{name}={getattr(cfg, name)}" for name in fields)
 
-    def finished(self, cfg: RunConfig, text: str) -> None:
-        self.latest = f"{cfg.run_id} {text}"
+    def finished(self, cfg: RunConfig, text: str, short: str) -> None:
+        self.latest = f"{self.label(cfg)} {short}"
         self._clear()
         print(f"{cfg.run_id}  {self.label(cfg)}  {text}", file=self.stream, flush=True)
 
@@ -237,6 +236,7 @@ class Progress:
         line = (
             f"[{done} done | {running} running | {pending} pending | {failed} failed] "
             f"elapsed {_clock(elapsed)}  ETA {eta}"
+            + (f"  | last: {self.latest}" if self.latest else "")
         )
         if self.tty:
             self._clear()
@@ -257,7 +257,7 @@ def run_grid(
     data: FashionMNIST | Callable[[], FashionMNIST],
     resources: Resources | None = None,
     force: bool = False,
-    train_fn: TrainFn = train_run,
+    train_fn: TrainFn | None = None,
     stream: TextIO = sys.stdout,
     max_retries: int = 1,
 ) -> GridOutcome:
@@ -320,13 +320,13 @@ def _collect(ref, cfg, experiment, experiment_dir, commit, outcome, progress) ->
         detail = ANSI.sub("", str(error)) if remote else message
         path = write_failure(experiment_dir, cfg, detail, failed_at=now_iso(), git_commit=commit)
         outcome.failed.append({"config": cfg, "error": message.splitlines()[0], "path": path})
-        progress.finished(cfg, f"FAILED  {message.splitlines()[0][:120]}  -> {path}")
+        progress.finished(cfg, f"FAILED  {message.splitlines()[0][:120]}  -> {path}", "FAILED")
         return
     except Exception:  # a result we cannot even read is still one run's problem, not the grid's
         detail = traceback.format_exc()
         path = write_failure(experiment_dir, cfg, detail, failed_at=now_iso(), git_commit=commit)
         outcome.failed.append({"config": cfg, "error": detail.splitlines()[-1], "path": path})
-        progress.finished(cfg, f"FAILED  {detail.splitlines()[-1]}")
+        progress.finished(cfg, f"FAILED  {detail.splitlines()[-1]}", "FAILED")
         return
     metadata = result["metadata"] | {"git_commit": commit}
     table = history_table(cfg, result["history"], result["status"], experiment.name, metadata)
@@ -337,7 +337,11 @@ def _collect(ref, cfg, experiment, experiment_dir, commit, outcome, progress) ->
         f" gpu {','.join(metadata['gpu_ids'])}" if metadata["gpu_ids"] else ""
     )
     status = "" if result["status"] == "ok" else f"  {result['status'].upper()}"
-    progress.finished(cfg, f"test_acc {final['test_acc']:.4f}  {seconds:.0f}s  {where}{status}")
+    progress.finished(
+        cfg,
+        f"test_acc {final['test_acc']:.4f}  {seconds:.0f}s  {where}{status}",
+        f"test_acc {final['test_acc']:.4f}{status}",
+    )
     outcome.finished.append(
         {"config": cfg, "status": result["status"], "final": final, "seconds": seconds,
          "path": path, "metadata": metadata}
