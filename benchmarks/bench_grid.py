@@ -1,0 +1,163 @@
+"""The same 4-run grid (base lenet5, 2 epochs, seeds 0-3) trained three ways on this machine:
+(a) `fmnist-ray run` (Ray tasks, 1 CPU each), (b) the study's own loop, one run after another in
+one process with torch's default threads, (c) Ray Tune (`tune.Tuner`, 1 CPU per trial) running
+this project's training function. Prints aggregate training images/s, the ratios, and the
+runner's overhead per run.
+
+    python benchmarks/bench_grid.py --data-dir ../shared/data
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pyarrow.compute as pc
+import torch
+
+from fmnist_ray.config import RunConfig
+from fmnist_ray.results import find_run_files, read_metadata, read_results
+
+sys.path.insert(0, str(Path(__file__).parent))
+from study_loop import study_train  # noqa: E402
+
+SEEDS = (0, 1, 2, 3)
+EPOCHS = 2
+IMAGES = len(SEEDS) * EPOCHS * 60_000
+EXPERIMENT = f"""description = "benchmark: base lenet5, {EPOCHS} epochs, seeds 0-3"
+seeds = {list(SEEDS)}
+[base]
+epochs = {EPOCHS}
+[resources]
+cpus = 1
+"""
+
+
+def way_a_fmnist_ray(data_dir: str, work: Path, cpus: int) -> dict:
+    exp = work / "bench4.toml"
+    exp.write_text(EXPERIMENT)
+    results = work / "results"
+    command = [sys.executable, "-m", "fmnist_ray", "run", str(exp), "--data-dir", data_dir,
+               "--results", str(results), "--num-cpus", str(cpus)]  # fmt: skip
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(done.stdout + done.stderr)
+    table = read_results([results])
+    epoch_seconds = pc.sum(table.column("seconds")).as_py()
+    spans = []
+    for path in find_run_files([results]):
+        meta = read_metadata(path)
+        start_at, end_at = (
+            datetime.fromisoformat(meta[k]).timestamp() for k in ("started_at", "ended_at")
+        )
+        spans.append(end_at - start_at)
+    slots = cpus  # 1 CPU per run
+    return {
+        "wall": wall,
+        # Slot-seconds not spent in epochs (interpreter and Ray start, data hand-off, model
+        # build, writing, the tail where a slot idles), shared out per run.
+        "overhead_per_run": (wall * slots - epoch_seconds) / len(SEEDS),
+        "in_task_overhead": (sum(spans) - epoch_seconds) / len(SEEDS),
+    }
+
+
+def way_b_study_loop(data_dir: str) -> dict:
+    for seed in SEEDS:
+        study_train(RunConfig(epochs=EPOCHS, seed=seed), data_dir)
+    return {}
+
+
+def tune_trainable(config: dict, data) -> None:
+    from ray import tune
+
+    from fmnist_ray.train import train_run
+
+    torch.set_num_threads(1)
+    cfg = RunConfig(epochs=EPOCHS, seed=config["seed"])
+    train_run(cfg, data, "cpu", on_epoch=lambda row: tune.report(dict(row)))
+
+
+def way_c_ray_tune(data_dir: str, work: Path, cpus: int) -> dict:
+    import ray
+    from ray import tune
+
+    from fmnist_ray.data import load_fashion_mnist
+
+    ray.init(num_cpus=cpus, include_dashboard=False, logging_level="ERROR")
+    try:
+        data = load_fashion_mnist(data_dir, download=False)
+        trainable = tune.with_resources(tune.with_parameters(tune_trainable, data=data), {"cpu": 1})
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"seed": tune.grid_search(list(SEEDS))},
+            run_config=tune.RunConfig(storage_path=str(work / "tune"), verbose=0),
+        )
+        results = tuner.fit()
+        assert not results.errors, results.errors
+    finally:
+        ray.shutdown()
+    return {}
+
+
+def in_fresh_process(way: str, data_dir: str, work: Path, cpus: int) -> dict:
+    """Time one way end to end in a new interpreter, as (a) is: imports and startup included."""
+    command = [sys.executable, __file__, "--data-dir", data_dir, "--way", way, "--work", str(work)]
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(done.stdout + done.stderr)
+    return json.loads(done.stdout.strip().splitlines()[-1]) | {"wall": wall}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--way", choices=["b", "c"], help=argparse.SUPPRESS)  # child process
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    data_dir = str(Path(args.data_dir).resolve())
+    cpus = os.cpu_count() or 2
+    if args.way:
+        ways = {
+            "b": lambda: way_b_study_loop(data_dir),
+            "c": lambda: way_c_ray_tune(data_dir, args.work, cpus),
+        }
+        print(json.dumps(ways[args.way]()))
+        return
+    print(f"{cpus} CPUs, torch {torch.__version__} with {torch.get_num_threads()} default threads; "
+          f"grid: base lenet5, {EPOCHS} epochs, seeds {SEEDS} = {IMAGES:,} training images\n", flush=True)  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        b = in_fresh_process("b", data_dir, work, cpus)
+        print(f"(b) study loop done in {b['wall']:.1f}s", flush=True)
+        a = way_a_fmnist_ray(data_dir, work, cpus)
+        print(f"(a) fmnist-ray run done in {a['wall']:.1f}s", flush=True)
+        c = in_fresh_process("c", data_dir, work, cpus)
+        print(f"(c) Ray Tune done in {c['wall']:.1f}s\n", flush=True)
+    rows = [("(a) fmnist-ray run", a), ("(b) study loop, sequential", b), ("(c) Ray Tune", c)]
+    print("| way | wall s (end to end) | aggregate training images/s | vs (b) |")
+    print("|---|---|---|---|")
+    for name, result in rows:
+        rate = IMAGES / result["wall"]
+        print(
+            f"| {name} | {result['wall']:.1f} | {rate:,.0f} | {b['wall'] / result['wall']:.2f}x |"
+        )
+    print(f"\n(a)/(b) = {b['wall'] / a['wall']:.2f}x, (a)/(c) = {c['wall'] / a['wall']:.2f}x")
+    print(
+        f"runner overhead per run: {a['overhead_per_run']:.1f}s of slot time outside epochs "
+        f"(of which {a['in_task_overhead']:.1f}s inside the task: data to device, model build)"
+    )
+
+
+if __name__ == "__main__":
+    main()
