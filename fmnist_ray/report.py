@@ -758,7 +758,10 @@ def curve_figure(report: ExperimentReport, metric: str) -> Figure:
         label = f"{arm.label} ({_counts(arm)})" + (" [base case]" if arm.is_base else "")
         width = 2.6 if arm.label == highlight else 1.5
         color = colors[arm.label]
-        ax.plot(epochs, mean * scale, color=color, lw=width, label=label, gid=f"arm:{arm.label}")
+        # The base case is dashed and drawn on top, so an arm level with it cannot hide it.
+        style = {"ls": "--", "zorder": 3} if arm.is_base else {}
+        ax.plot(epochs, mean * scale, color=color, lw=width, label=label, gid=f"arm:{arm.label}",
+                **style)  # fmt: skip
         ax.fill_between(epochs, low * scale, high * scale, color=color, alpha=0.15, lw=0)
     if report.base_borrowed:
         epochs, mean, low, high = _band(report.base.runs, metric)

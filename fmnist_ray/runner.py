@@ -254,7 +254,7 @@ class Progress:
 def run_grid(
     experiment: Experiment,
     results_dir: Path,
-    data: FashionMNIST | Callable[[], FashionMNIST],
+    data: FashionMNIST,
     resources: Resources | None = None,
     force: bool = False,
     train_fn: TrainFn | None = None,
@@ -264,7 +264,7 @@ def run_grid(
     """Train every pending run of `experiment` on the connected Ray cluster (see `connect`).
 
     Results land in results_dir/<experiment>/runs/<run_id>.parquet as each run finishes; failures
-    in .../failures/. `data` may be a loader, called only if something needs training.
+    in .../failures/. Nothing is put in Ray's object store when every run is already done.
     """
     experiment_dir = Path(results_dir) / experiment.name
     done = set() if force else done_run_ids(experiment_dir)
@@ -274,8 +274,6 @@ def run_grid(
         return outcome
     resources = resolve_resources(resources or experiment.resources)
     write_manifest(experiment, experiment_dir, resources)
-    if callable(data):
-        data = data()
     commit = git_commit()
     data_ref = ray.put(data)  # once; every task reads the same object, no dataset files needed
     board = ProgressBoard.remote()
