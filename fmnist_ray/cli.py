@@ -51,12 +51,9 @@ def user_errors(command):
 
 
 def _report_error() -> type[Exception]:
-    try:
-        from .report import ReportError
+    from .report import ReportError  # matplotlib only loads when an error is being matched
 
-        return ReportError
-    except ImportError:  # pragma: no cover - report needs matplotlib; keep train/run usable
-        return ConfigError
+    return ReportError
 
 
 def option_help(field: str, text: str) -> str:
