@@ -5,6 +5,7 @@ on stderr and exit code 2, never a traceback."""
 from __future__ import annotations
 
 import functools
+import socket
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -136,7 +137,7 @@ def train(
     download: Download = True,
 ) -> None:
     """Train one configuration and write its per-epoch history as a Parquet file."""
-    given = dict(locals())
+    given = dict(locals())  # the options above carry RunConfig's field names
     options = {name: given[name] for name in CONFIG_FIELDS if given.get(name) is not None}
     if "channels" in options:
         options["channels"] = parse_channels(options["channels"])
@@ -146,8 +147,7 @@ def train(
 
     from .data import load_fashion_mnist
     from .models import build_model, count_parameters
-    from .results import history_table, write_run
-    from .runner import git_commit, library_versions, now_iso
+    from .results import git_commit, history_table, library_versions, now_iso, write_run
     from .train import pick_device, train_run
 
     if threads is not None:
@@ -171,7 +171,7 @@ def train(
         "torch_threads": torch.get_num_threads(),
         "git_commit": git_commit(),
         "versions": library_versions(),
-        "host": __import__("socket").gethostname(),
+        "host": socket.gethostname(),
     }
     table = history_table(cfg, outcome.history, outcome.status, "train", metadata)
     path = write_run(results / "train", table)

@@ -14,18 +14,6 @@ from pydantic import ValidationError
 from .config import CONFIG_FIELDS, ConfigError, Resources, RunConfig, describe_errors
 
 TOP_LEVEL_KEYS = ("description", "seeds", "base", "grid", "variants", "resources")
-EXAMPLE = """\
-description = "what this experiment asks"
-seeds = [0, 1, 2]
-[base]            # overrides of the study's base case
-epochs = 20
-[grid]            # Cartesian product: every combination runs
-lr = [0.001, 0.01]
-[[variants]]      # optional: explicit override sets, each crossed with the grid
-pooling = "max"
-[resources]       # per run
-gpus = 0.25
-cpus = 1"""
 
 
 class ExperimentError(ConfigError):

@@ -1,18 +1,24 @@
 """Results on disk: the per-run Parquet schema (one row per epoch, config fields as columns, run
-metadata in the schema), atomic writes, failure records, and reading a results tree back."""
+metadata in the schema: versions, git commit, times), atomic writes, failure records, and reading
+a results tree back."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
+import platform
+import subprocess
 import tempfile
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import __version__
 from .config import RunConfig
 
 METADATA_KEY = b"fmnist_ray"
@@ -58,6 +64,39 @@ ID_COLUMNS = pa.schema(
 )
 SCHEMA = pa.schema(list(ID_COLUMNS) + list(CONFIG_COLUMNS) + list(METRIC_COLUMNS))
 assert set(CONFIG_COLUMNS.names) == set(RunConfig.model_fields), "schema and RunConfig disagree"
+
+
+def now_iso() -> str:
+    """The current UTC time, ISO 8601 with milliseconds: the run metadata's timestamps."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _git(*args: str) -> subprocess.CompletedProcess:
+    here = Path(__file__).resolve().parent
+    return subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=5)
+
+
+def git_commit() -> str | None:
+    """The project's git commit (with '+dirty' when the tree has changes), if it is a checkout."""
+    try:
+        sha = _git("rev-parse", "HEAD")
+        if sha.returncode != 0:
+            return None
+        dirty = _git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+        return sha.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions, read from package metadata (no import: the driver never loads torch)."""
+    versions = {"fmnist_ray": __version__, "python": platform.python_version()}
+    for package in ("torch", "torchvision", "ray", "pyarrow", "numpy"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
 
 
 def config_columns(cfg: RunConfig) -> dict[str, Any]:

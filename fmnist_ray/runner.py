@@ -4,64 +4,38 @@ loop that writes each result as it lands, live progress, failures, resume and Ct
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 import platform
 import re
 import socket
-import subprocess
 import sys
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 import ray
 
-from . import __version__
 from .config import ConfigError, Resources, RunConfig
 from .data import FashionMNIST
 from .grid import Experiment
-from .results import done_run_ids, history_table, write_failure, write_run
+from .results import (
+    done_run_ids,
+    git_commit,
+    history_table,
+    library_versions,
+    now_iso,
+    write_failure,
+    write_run,
+)
 
 DEFAULT_GPUS_PER_RUN = 0.25  # small models: four runs share one GPU unless told otherwise
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent  # shipped to cluster workers as py_modules
 TrainFn = Callable[..., Any]  # train.train_run's signature; tests inject failing ones
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def git_commit() -> str | None:
-    """The project's git commit (with '+dirty' when the tree has changes), if it is a checkout."""
-    try:
-        run = lambda *args: subprocess.run(  # noqa: E731
-            ["git", *args], cwd=PACKAGE_DIR, capture_output=True, text=True, timeout=5
-        )
-        sha = run("rev-parse", "HEAD")
-        if sha.returncode != 0:
-            return None
-        dirty = run("status", "--porcelain", "--untracked-files=no").stdout.strip()
-        return sha.stdout.strip() + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def library_versions() -> dict[str, str]:
-    """Installed versions, read from package metadata (no import: the driver never loads torch)."""
-    versions = {"fmnist_ray": __version__, "python": platform.python_version()}
-    for package in ("torch", "torchvision", "ray", "pyarrow", "numpy"):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
 
 
 @ray.remote(num_cpus=0)
