@@ -282,6 +282,12 @@ def run_grid(
 
 def _collect(ref, cfg, experiment, experiment_dir, commit, outcome, progress) -> None:
     """Write one finished run (or record its failure) the moment it lands."""
+
+    def failed(headline: str, detail: str) -> None:
+        path = write_failure(experiment_dir, cfg, detail, failed_at=now_iso(), git_commit=commit)
+        outcome.failed.append({"config": cfg, "error": headline, "path": path})
+        progress.finished(cfg, f"FAILED  {headline[:120]}  -> {path}", "FAILED")
+
     try:
         result = ray.get(ref)
     except ray.exceptions.RayError as error:
@@ -289,16 +295,11 @@ def _collect(ref, cfg, experiment, experiment_dir, commit, outcome, progress) ->
         message = f"{type(cause or error).__name__}: {cause or error}".strip()
         # RayTaskError's text is the remote traceback, coloured for terminals: keep it plain.
         remote = isinstance(error, ray.exceptions.RayTaskError)
-        detail = ANSI.sub("", str(error)) if remote else message
-        path = write_failure(experiment_dir, cfg, detail, failed_at=now_iso(), git_commit=commit)
-        outcome.failed.append({"config": cfg, "error": message.splitlines()[0], "path": path})
-        progress.finished(cfg, f"FAILED  {message.splitlines()[0][:120]}  -> {path}", "FAILED")
+        failed(message.splitlines()[0], ANSI.sub("", str(error)) if remote else message)
         return
     except Exception:  # a result we cannot even read is still one run's problem, not the grid's
         detail = traceback.format_exc()
-        path = write_failure(experiment_dir, cfg, detail, failed_at=now_iso(), git_commit=commit)
-        outcome.failed.append({"config": cfg, "error": detail.splitlines()[-1], "path": path})
-        progress.finished(cfg, f"FAILED  {detail.splitlines()[-1]}", "FAILED")
+        failed(detail.splitlines()[-1], detail)
         return
     metadata = result["metadata"] | {"git_commit": commit}
     table = history_table(cfg, result["history"], result["status"], experiment.name, metadata)
