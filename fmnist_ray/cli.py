@@ -12,7 +12,14 @@ from typing import Annotated, Any
 
 import typer
 
-from .config import CONFIG_FIELDS, ConfigError, RunConfig, allowed_values, make_config
+from .config import (
+    CONFIG_FIELDS,
+    ConfigError,
+    RunConfig,
+    allowed_values,
+    format_value,
+    make_config,
+)
 
 app = typer.Typer(
     help="Ablation studies of Fashion-MNIST classifiers, trained in parallel on Ray.",
@@ -68,7 +75,14 @@ DataDir = Annotated[
         "else ~/.cache/fmnist-ray (downloaded there when missing)."
     ),
 ]
-ResultsDir = Annotated[Path, typer.Option("--results", help="Where results are written.")]
+ResultsDir = Annotated[
+    str,
+    typer.Option(
+        "--results",
+        help="Results root: a folder, or a URI pyarrow opens (s3://bucket/prefix?endpoint_override"
+        "=HOST:PORT, gs://..., file://...).",
+    ),
+]
 Download = Annotated[
     bool, typer.Option("--download/--no-download", help="Download the data when it is missing.")
 ]
@@ -129,7 +143,7 @@ def train(
     gamma: Annotated[float | None, typer.Option(help="StepLR decay factor.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed (default 0).")] = None,
     data_dir: DataDir = None,
-    results: ResultsDir = Path("results"),
+    results: ResultsDir = "results",
     device: Annotated[
         str | None, typer.Option(help="cpu, cuda or cuda:N (default: cuda if available).")
     ] = None,
@@ -174,7 +188,7 @@ def train(
         "host": socket.gethostname(),
     }
     table = history_table(cfg, outcome.history, outcome.status, "train", metadata)
-    path = write_run(results / "train", table)
+    path = write_run(f"{results.rstrip('/')}/train", table)
     final = outcome.final
     seconds = sum(row["seconds"] for row in outcome.history)
     verdict = "done" if outcome.status == "ok" else f"{outcome.status.upper()} (loss not finite)"
@@ -217,60 +231,112 @@ def format_table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def _value(cfg: RunConfig, name: str) -> str:
-    value = getattr(cfg, name)
-    if isinstance(value, tuple):
-        return ",".join(map(str, value))
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    return format_value(getattr(cfg, name))
 
 
-ExperimentPath = Annotated[Path, typer.Argument(help="Experiment file, e.g. experiments/lr.toml")]
+ExperimentPaths = Annotated[
+    list[Path],
+    typer.Argument(help="Experiment files or folders of them, e.g. experiments/ or lr.toml."),
+]
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 @app.command()
 @user_errors
-def plan(experiment: ExperimentPath, results: ResultsDir = Path("results")) -> None:
-    """Show the runs an experiment file expands to, which are done, and what it will cost."""
-    from .grid import load_experiment
-    from .results import done_run_ids, failure_path
+def plan(
+    experiments: ExperimentPaths,
+    results: ResultsDir = "results",
+    slots: Annotated[
+        int | None,
+        typer.Option(
+            help="Runs at once, for the wall-time estimate. Default: CPUs here / CPUs per run."
+        ),
+    ] = None,
+    runs: Annotated[
+        bool | None, typer.Option("--runs/--no-runs", help="List every run (default: one file).")
+    ] = None,
+) -> None:
+    """Show the runs experiment files expand to, which are done, and what they will cost."""
+    import os
 
-    exp = load_experiment(experiment)
-    folder = results / exp.name
-    done = done_run_ids(folder)
+    from .grid import load_experiments
+    from .plan import make_plan
+
+    exps = load_experiments(experiments)
+    the_plan = make_plan(exps, results)
+    by_id = {run.run_id: run for run in the_plan.runs}
+    rows = []
+    for exp in exps:
+        mine = [by_id[cfg.run_id] for cfg in exp.runs]
+        counts = _status_counts(mine, exp.name)
+        shared = sum(len(run.experiments) > 1 for run in mine)
+        rows.append([exp.name, len(mine), shared, *counts.values(), ", ".join(exp.axes) or "-"])
+    typer.echo(format_table(["experiment", "runs", "shared", *counts, "varies"], rows))
+    unique = the_plan.runs
+    done = sum(run.done for run in unique)
+    failed = sum(run.failed for run in unique)
+    typer.echo(
+        f"\n{len(exps)} experiment{'s' * (len(exps) > 1)}: {the_plan.planned} planned runs, "
+        f"{len(unique)} unique ({the_plan.planned - len(unique)} shared by several experiments "
+        f"train once); {done} done, {len(unique) - done - failed} pending, {failed} failed"
+    )
+    cpus = max((run.resources.cpus for run in the_plan.todo), default=1.0)
+    slots = slots or max(1, int((os.cpu_count() or 1) // cpus))
+    wall, bound = the_plan.wall_seconds(slots)
+    work = sum(run.seconds for run in the_plan.todo)
+    typer.echo(
+        f"to train: {len(the_plan.todo)} runs, about {work / 3600:.1f} run-hours on one CPU "
+        f"thread each; on {slots} slot{'s' * (slots > 1)}, longest first: about {_clock(wall)} "
+        f"wall (lower bound {_clock(bound)}). Estimates for CPU training; a GPU is far faster."
+    )
+    typer.echo(f"results: {the_plan.root}")
+    if runs or (runs is None and len(exps) == 1):
+        for exp in exps:
+            _print_runs(exp, by_id)
+
+
+def _status_counts(runs, experiment: str) -> dict[str, int]:
+    counts = {"done": 0, "to file": 0, "pending": 0, "failed": 0}
+    for run in runs:
+        counts[_run_status(run, experiment)] += 1
+    return counts
+
+
+def _run_status(run, experiment: str) -> str:
+    if experiment in run.done_in:
+        return "done"
+    return "to file" if run.done else "failed" if run.failed else "pending"
+
+
+def _print_runs(exp, by_id) -> None:
     fields = [*exp.axes, "seed"]
-    rows, counts = [], {"done": 0, "failed": 0, "pending": 0}
+    rows = []
     for cfg in exp.runs:
-        status = (
-            "done"
-            if cfg.run_id in done
-            else "failed"
-            if failure_path(folder, cfg.run_id).exists()
-            else "pending"
-        )
-        counts[status] += 1
-        rows.append([cfg.run_id, *(_value(cfg, f) for f in fields), status])
-    images = sum(cfg.epochs * 60_000 for cfg in exp.runs)
-    pending_images = sum(cfg.epochs * 60_000 for cfg in exp.runs if cfg.run_id not in done)
+        run = by_id[cfg.run_id]
+        rows.append([cfg.run_id, *(_value(cfg, f) for f in fields), _run_status(run, exp.name),
+                     _clock(run.seconds)])  # fmt: skip
+    typer.echo(f"\n{exp.name}: {exp.description}".rstrip(": "))
+    counts = _status_counts([by_id[cfg.run_id] for cfg in exp.runs], exp.name)
+    typer.echo(
+        f"{len(exp.runs)} runs: " + ", ".join(f"{n} {name}" for name, n in counts.items() if n or
+                                              name != "to file")
+        + f"; seeds {', '.join(map(str, exp.seeds))}; "
+        f"varies: {', '.join(exp.axes) or 'nothing but the seed'}"
+    )  # fmt: skip
     gpus = exp.resources.gpus
     gpu_text = f"{gpus:g}" if gpus is not None else "auto (0.25 when the cluster has GPUs, else 0)"
-    typer.echo(f"{exp.name}: {exp.description}".rstrip(": "))
-    typer.echo(
-        f"{len(exp.runs)} runs: {counts['done']} done, {counts['pending']} pending, "
-        f"{counts['failed']} failed; seeds {', '.join(map(str, exp.seeds))}; "
-        f"varies: {', '.join(exp.axes) or 'nothing but the seed'}"
-    )
-    typer.echo(f"resources per run: {exp.resources.cpus:g} CPU, GPU {gpu_text}")
-    typer.echo(
-        f"cost: {images:,} training images in all ({len(exp.runs)} runs x epochs x 60,000), "
-        f"{pending_images:,} still to train"
-    )
-    typer.echo(f"results: {folder}\n")
-    typer.echo(format_table(["run_id", *fields, "status"], rows))
+    typer.echo(f"resources per run: {exp.resources.cpus:g} CPU, GPU {gpu_text}\n")
+    typer.echo(format_table(["run_id", *fields, "status", "estimate"], rows))
 
 
 @app.command()
 @user_errors
 def run(
-    experiment: ExperimentPath,
+    experiments: ExperimentPaths,
     address: Annotated[
         str | None,
         typer.Option(
@@ -288,7 +354,7 @@ def run(
     cpus_per_run: Annotated[
         float | None, typer.Option(help="CPUs per run (torch threads). Default: file, else 1.")
     ] = None,
-    results: ResultsDir = Path("results"),
+    results: ResultsDir = "results",
     data_dir: DataDir = None,
     force: Annotated[bool, typer.Option(help="Retrain runs that are already done.")] = False,
     num_cpus: Annotated[
@@ -299,26 +365,27 @@ def run(
     ] = None,
     download: Download = True,
 ) -> None:
-    """Train every run of an experiment file in parallel on Ray; finished runs are skipped."""
-    from .config import Resources
-    from .grid import load_experiment
-    from .results import done_run_ids
+    """Train every run of the experiment files in parallel on Ray, longest first. A run whose
+    result exists anywhere under the results root is filed, not trained again."""
+    from .grid import load_experiments
+    from .plan import file_done_runs, make_plan
 
-    exp = load_experiment(experiment)
-    overrides = {"gpus": gpus_per_run, "cpus": cpus_per_run}
-    try:
-        resources = Resources(
-            **(exp.resources.model_dump() | {k: v for k, v in overrides.items() if v is not None})
-        )
-    except ValueError:
+    exps = load_experiments(experiments)
+    if (gpus_per_run is not None and gpus_per_run < 0) or (
+        cpus_per_run is not None and cpus_per_run <= 0
+    ):
         fail([f"--gpus-per-run must be >= 0 and --cpus-per-run > 0 (got {gpus_per_run}, "
               f"{cpus_per_run})"])  # fmt: skip
-    folder = results / exp.name
-    pending = [c for c in exp.runs if force or c.run_id not in done_run_ids(folder)]
-    if not pending:
+    overrides = {"gpus": gpus_per_run, "cpus": cpus_per_run}
+    the_plan = make_plan(exps, results, force=force, resources=overrides)
+    filed = file_done_runs(the_plan)
+    if filed:
+        typer.echo(f"filed {filed} existing results into the other experiments that contain them")
+    names = ", ".join(exp.name for exp in exps)
+    if not the_plan.todo:
         typer.echo(
-            f"nothing to train: all {len(exp.runs)} runs of {exp.name} are done in {folder} "
-            f"(--force retrains them)"
+            f"nothing to train: all {len(the_plan.runs)} runs of {names} are done in "
+            f"{the_plan.root} (--force retrains them)"
         )
         return
 
@@ -327,46 +394,50 @@ def run(
     data = load_fashion_mnist(data_dir, download=download)  # fail before starting Ray
     from . import runner
 
-    typer.echo(f"{exp.name}: {len(pending)} of {len(exp.runs)} runs to train -> {folder}")
+    typer.echo(
+        f"{names}: {len(the_plan.todo)} of {len(the_plan.runs)} unique runs to train "
+        f"({the_plan.planned} planned) -> {the_plan.root}"
+    )
     started_here = runner.connect(address, num_cpus=num_cpus, num_gpus=num_gpus)
     try:
-        resolved = runner.resolve_resources(resources)
         cluster = runner.ray.cluster_resources()
-        typer.echo(
-            f"Ray: {cluster.get('CPU', 0):g} CPUs, {cluster.get('GPU', 0):g} GPUs; per run "
-            f"{resolved.cpus:g} CPU, {resolved.gpus:g} GPU"
-        )
-        outcome = runner.run_grid(exp, results, data, resolved, force=force)
+        typer.echo(f"Ray: {cluster.get('CPU', 0):g} CPUs, {cluster.get('GPU', 0):g} GPUs")
+        outcome = runner.run_grid(the_plan, data)
     finally:
         runner.shutdown(started_here)
-    print_grid_summary(exp, outcome, folder)
+    print_grid_summary(the_plan, outcome)
     if outcome.exit_code:
         raise typer.Exit(outcome.exit_code)
 
 
-def print_grid_summary(exp, outcome, folder: Path) -> None:
-    fields = [*exp.axes, "seed"]
+def print_grid_summary(the_plan, outcome) -> None:
+    """A table of what this invocation trained, then one line of counts."""
     rows = []
-    for item in sorted(outcome.finished, key=lambda i: exp.runs.index(i["config"])):
+    for item in sorted(outcome.finished, key=lambda i: the_plan.runs.index(i["run"])):
         cfg, final = item["config"], item["final"]
-        rows.append([cfg.run_id, *(_value(cfg, f) for f in fields), item["status"],
+        rows.append([cfg.run_id, _label(the_plan, item["run"]), item["status"],
                      f"{final['test_acc']:.4f}", f"{item['seconds']:.0f}"])  # fmt: skip
     for item in outcome.failed:
-        cfg = item["config"]
-        rows.append([cfg.run_id, *(_value(cfg, f) for f in fields), "FAILED", "-", "-"])
+        rows.append([item["config"].run_id, _label(the_plan, item["run"]), "FAILED", "-", "-"])
     if rows:
-        typer.echo("\n" + format_table(["run_id", *fields, "status", "test_acc", "seconds"], rows))
+        typer.echo("\n" + format_table(["run_id", "run", "status", "test_acc", "seconds"], rows))
     typer.echo(
-        f"\n{exp.name}: {len(outcome.finished)} trained, {outcome.skipped} already done, "
+        f"\n{len(outcome.finished)} trained, {outcome.skipped} already done, "
         f"{len(outcome.failed)} failed"
         + (f", {outcome.cancelled} cancelled" if outcome.cancelled else "")
-        + f" -> {folder / 'runs'}"
+        + f" -> {the_plan.root}"
     )
     for item in outcome.failed:
         typer.echo(f"failed: {item['config'].run_id}: {item['error']} (details: {item['path']})",
                    err=True)  # fmt: skip
     if outcome.interrupted:
         typer.echo("interrupted: finished runs are kept; run the same command to resume.", err=True)
+
+
+def _label(the_plan, run) -> str:
+    from .plan import label
+
+    return label(the_plan, run)
 
 
 @app.command()

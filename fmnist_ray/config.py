@@ -28,6 +28,10 @@ LENET_DEFAULTS: dict[str, Any] = {
     "channels": (6, 16, 120),
 }
 STEPLR_FIELDS = ("step_size", "gamma")
+# Part of every run id. Bump it by hand whenever what a run computes changes (the training loop,
+# a model, the data pipeline, a metric), so results of the old code are never reused as new ones.
+# 1: the first versioned ids (divergence caught within DIVERGENCE_CHECK_STEPS of a non-finite loss).
+TRAINING_VERSION = 1
 MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
 
 
@@ -113,8 +117,10 @@ class RunConfig(BaseModel):
 
     @property
     def run_id(self) -> str:
-        """First 12 hex of sha256 over the canonical config: the same on every machine."""
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:12]
+        """First 12 hex of sha256 over TRAINING_VERSION and the canonical config: the same on
+        every machine, and new whenever the training code's semantics change."""
+        text = f"fmnist-ray/{TRAINING_VERSION}\n{self.canonical_json()}"
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def describe(self) -> str:
         """A short human label, e.g. 'lenet5 relu max bn ch=32,64,256 adam lr=0.001 seed=0'."""
@@ -142,6 +148,17 @@ class Resources(BaseModel):
 
 
 CONFIG_FIELDS: tuple[str, ...] = tuple(RunConfig.model_fields)
+
+
+def format_value(value: Any) -> str:
+    """One way to show a config value everywhere: 0.001, 6,16,120, true, none."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple | list):
+        return ",".join(map(str, value))
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "none" if value is None else str(value)
 
 
 def allowed_values(field: str) -> str:

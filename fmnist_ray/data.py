@@ -162,6 +162,16 @@ class DeviceData:
     def train_size(self) -> int:
         return len(self.train_y)
 
+    def to(self, device: torch.device) -> DeviceData:
+        """The same data on `device` (itself when it is already there)."""
+        if self.device == device:
+            return self
+        moved = object.__new__(DeviceData)
+        moved.device = device
+        for name in ("train_x", "train_y", "test_x", "test_y"):
+            setattr(moved, name, getattr(self, name).to(device))
+        return moved
+
     def train_batches(
         self, batch_size: int, generator: torch.Generator
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -195,3 +195,39 @@ def _expand(
     if not runs and not problems:
         problems.append(f"{file}: expands to no runs")
     return list(runs.values())
+
+
+def experiment_files(paths: list[str | Path]) -> list[Path]:
+    """The experiment files named: a file as given, a folder as its `*.toml` (sorted)."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        files += sorted(path.glob("*.toml")) if path.is_dir() else [path]
+    return list(dict.fromkeys(files))
+
+
+def load_experiments(paths: list[str | Path]) -> list[Experiment]:
+    """Load and validate every file first; raise one ExperimentError with every problem of every
+    file, so nothing starts while any of them is wrong."""
+    problems: list[str] = []
+    experiments: list[Experiment] = []
+    for path in map(Path, paths):
+        if path.is_dir() and not any(path.glob("*.toml")):
+            problems.append(f"{path}: folder has no experiment files (*.toml)")
+    for file in experiment_files(paths):
+        try:
+            experiments.append(load_experiment(file))
+        except ExperimentError as error:
+            problems += error.problems
+    by_name: dict[str, Path] = {}
+    for exp in experiments:
+        if exp.name in by_name:
+            problems.append(
+                f"{exp.path}: experiment name {exp.name!r} is also {by_name[exp.name]}: "
+                "results are filed by name, so names must differ"
+            )
+        by_name.setdefault(exp.name, exp.path)
+    if not problems and not experiments:
+        problems.append("no experiment files given")
+    if problems:
+        raise ExperimentError(problems)
+    return experiments

@@ -1296,7 +1296,7 @@ def load_reports(paths: Iterable[Path]) -> list[ExperimentReport]:
     """Read every run under `paths` (one table) and summarize each experiment."""
     paths = [Path(p) for p in paths]
     _check_paths(paths)
-    run_files = list(dict.fromkeys(p.resolve() for p in find_run_files(paths)))
+    run_files = list(dict.fromkeys(Path(p.path).resolve() for p in find_run_files(paths)))
     failure_files = list(dict.fromkeys(p.resolve() for p in _failure_files(paths)))
     if not run_files and not failure_files:
         where = ", ".join(map(str, paths))

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import os
 import platform
 import subprocess
-import tempfile
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,9 +15,11 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pyarrow.fs import FileType
 
 from . import __version__
-from .config import RunConfig
+from .config import TRAINING_VERSION, RunConfig
+from .storage import Location, locate
 
 METADATA_KEY = b"fmnist_ray"
 RUNS_DIR = "runs"
@@ -116,81 +116,112 @@ def history_table(
     columns |= {name: [value] * n for name, value in config_columns(cfg).items()}
     columns |= {name: [row[name] for row in history] for name in METRIC_COLUMNS.names}
     meta = {"run_id": cfg.run_id, "experiment": experiment, "status": status}
+    meta |= {"training_version": TRAINING_VERSION}
     meta |= {"config": cfg.model_dump(mode="json")} | metadata
     schema = SCHEMA.with_metadata({METADATA_KEY: json.dumps(meta, default=str).encode()})
     return pa.Table.from_pydict(columns, schema=schema)
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def run_path(experiment_dir: str | Path | Location, run_id: str) -> Location:
+    return locate(experiment_dir) / RUNS_DIR / f"{run_id}.parquet"
 
 
-def run_path(experiment_dir: Path, run_id: str) -> Path:
-    return Path(experiment_dir) / RUNS_DIR / f"{run_id}.parquet"
+def failure_path(experiment_dir: str | Path | Location, run_id: str) -> Location:
+    return locate(experiment_dir) / FAILURES_DIR / f"{run_id}.json"
 
 
-def failure_path(experiment_dir: Path, run_id: str) -> Path:
-    return Path(experiment_dir) / FAILURES_DIR / f"{run_id}.json"
+def table_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
 
 
-def write_run(experiment_dir: Path, table: pa.Table) -> Path:
-    """Write one run's table atomically to <experiment_dir>/runs/<run_id>.parquet."""
+def write_run(experiment_dir: str | Path | Location, table: pa.Table) -> Location:
+    """Write one run's table durably and atomically to <experiment_dir>/runs/<run_id>.parquet."""
     path = run_path(experiment_dir, table.column("run_id")[0].as_py())
-    _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
-    failure_path(experiment_dir, path.stem).unlink(missing_ok=True)  # it succeeded this time
+    path.write_bytes(table_bytes(table))
+    failure_path(experiment_dir, path.stem).delete()  # it succeeded this time
     return path
 
 
-def write_failure(experiment_dir: Path, cfg: RunConfig, error: str, **extra: Any) -> Path:
+def for_experiment(table: pa.Table, experiment: str) -> pa.Table:
+    """The same run as it is filed under another experiment (a run shared by several files)."""
+    meta = json.loads((table.schema.metadata or {}).get(METADATA_KEY, b"{}"))
+    if meta.get("experiment") not in (None, experiment):
+        meta.setdefault("first_filed_in", meta["experiment"])
+    meta["experiment"] = experiment
+    column = table.schema.get_field_index("experiment")
+    table = table.set_column(column, "experiment", pa.array([experiment] * table.num_rows))
+    return table.cast(SCHEMA).replace_schema_metadata(
+        {METADATA_KEY: json.dumps(meta, default=str).encode()}
+    )
+
+
+def place_run(source: Location, experiment_dir: str | Path | Location) -> Location:
+    """File an existing result under another experiment too: no run is trained twice."""
+    target = locate(experiment_dir)
+    return write_run(target, for_experiment(read_run(source), target.name))
+
+
+def write_failure(
+    experiment_dir: str | Path | Location, cfg: RunConfig, error: str, **extra: Any
+) -> Location:
     """Record a failed run (config and error text) in <experiment_dir>/failures/<run_id>.json."""
     path = failure_path(experiment_dir, cfg.run_id)
     record = {"run_id": cfg.run_id, "config": cfg.model_dump(mode="json"), "error": error} | extra
-    text = json.dumps(record, indent=2, default=str)
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    path.write_text(json.dumps(record, indent=2, default=str))
     return path
 
 
-def read_metadata(path: Path) -> dict[str, Any]:
+def read_run(path: str | Path | Location) -> pa.Table:
+    where = locate(path)
+    return pq.read_table(where.path, filesystem=where.fs)
+
+
+def read_metadata(path: str | Path | Location) -> dict[str, Any]:
     """The run metadata stored in a run file's schema."""
-    raw = pq.read_schema(path).metadata or {}
+    where = locate(path)
+    raw = pq.read_schema(where.path, filesystem=where.fs).metadata or {}
     return json.loads(raw.get(METADATA_KEY, b"{}"))
 
 
-def done_run_ids(experiment_dir: Path) -> set[str]:
+def done_run_ids(experiment_dir: str | Path | Location) -> set[str]:
     """Runs whose result file exists (finished, `ok` or `diverged`): resume skips these."""
-    folder = Path(experiment_dir) / RUNS_DIR
-    return {p.stem for p in folder.glob("*.parquet")} if folder.is_dir() else set()
+    return {p.stem for p in (locate(experiment_dir) / RUNS_DIR).files(".parquet")}
 
 
-def read_failures(experiment_dir: Path) -> list[dict[str, Any]]:
-    folder = Path(experiment_dir) / FAILURES_DIR
-    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+def run_index(root: str | Path | Location) -> dict[str, list[Location]]:
+    """Every result under a results root (ROOT/NAME/runs/<id>.parquet), by run id."""
+    index: dict[str, list[Location]] = {}
+    for path in locate(root).files(".parquet", recursive=True):
+        parts = path.path.rsplit("/", 3)
+        if len(parts) == 4 and parts[2] == RUNS_DIR:
+            index.setdefault(path.stem, []).append(path)
+    return index
 
 
-def find_run_files(paths: Iterable[Path]) -> list[Path]:
+def read_failures(experiment_dir: str | Path | Location) -> list[dict[str, Any]]:
+    folder = locate(experiment_dir) / FAILURES_DIR
+    return [json.loads(p.read_text()) for p in folder.files(".json")]
+
+
+def find_run_files(paths: Iterable[str | Path | Location]) -> list[Location]:
     """Every run file under the given folders (any depth) or given directly."""
-    files: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_file() and path.suffix == ".parquet":
-            files.append(path)
-        elif path.is_dir():
-            files += sorted(p for p in path.rglob("*.parquet") if p.parent.name == RUNS_DIR)
+    files: list[Location] = []
+    for where in map(locate, paths):
+        kind = where.kind()
+        if kind == FileType.File and where.name.endswith(".parquet"):
+            files.append(where)
+        elif kind == FileType.Directory:
+            found = where.files(".parquet", recursive=True)
+            files += [p for p in found if p.path.rsplit("/", 2)[-2] == RUNS_DIR]
     return files
 
 
-def read_results(paths: Iterable[Path]) -> pa.Table:
+def read_results(paths: Iterable[str | Path | Location]) -> pa.Table:
     """All runs under `paths` as one table with SCHEMA (empty table when there are none)."""
     files = find_run_files(paths)
     if not files:
         return SCHEMA.empty_table()
-    tables = [pq.read_table(f).cast(SCHEMA) for f in files]
+    tables = [read_run(f).cast(SCHEMA) for f in files]
     return pa.concat_tables(tables).replace_schema_metadata(None)

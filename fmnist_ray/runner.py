@@ -22,8 +22,8 @@ import ray
 from .config import ConfigError, Resources, RunConfig
 from .data import FashionMNIST
 from .grid import Experiment
+from .plan import Plan, PlannedRun, file_done_runs, label, make_plan
 from .results import (
-    done_run_ids,
     git_commit,
     history_table,
     library_versions,
@@ -31,6 +31,7 @@ from .results import (
     write_failure,
     write_run,
 )
+from .storage import Location
 
 DEFAULT_GPUS_PER_RUN = 0.25  # small models: four runs share one GPU unless told otherwise
 PACKAGE_DIR = Path(__file__).resolve().parent  # shipped to cluster workers as py_modules
@@ -151,24 +152,23 @@ def resolve_resources(requested: Resources) -> Resources:
     return Resources(gpus=gpus, cpus=requested.cpus)
 
 
-def write_manifest(experiment: Experiment, experiment_dir: Path, resources: Resources) -> None:
+def write_manifest(experiment: Experiment, folder: Location, plan: Plan) -> None:
     """A copy of the experiment file and the environment this invocation ran in."""
-    experiment_dir.mkdir(parents=True, exist_ok=True)
-    (experiment_dir / "experiment.toml").write_text(experiment.path.read_text())
+    (folder / "experiment.toml").write_text(experiment.path.read_text())
     manifest = {
         "experiment": experiment.name,
         "experiment_file": str(experiment.path),
-        "command": sys.argv,
+        "invocation": {"experiments": [e.name for e in plan.experiments], "command": sys.argv},
         "started_at": now_iso(),
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "git_commit": git_commit(),
         "versions": library_versions(),
-        "resources_per_run": resources.model_dump(),
+        "resources_per_run": experiment.resources.model_dump(),
         "cluster_resources": ray.cluster_resources(),
         "nodes": len([n for n in ray.nodes() if n.get("Alive")]),
     }
-    (experiment_dir / "environment.json").write_text(json.dumps(manifest, indent=2, default=str))
+    (folder / "environment.json").write_text(json.dumps(manifest, indent=2, default=str))
 
 
 def _clock(seconds: float) -> str:
@@ -179,9 +179,9 @@ def _clock(seconds: float) -> str:
 class Progress:
     """Live display: one permanent line per finished run, a status line rewritten on a TTY."""
 
-    def __init__(self, runs: list[RunConfig], axes: list[str], stream: TextIO):
-        self.epochs_total = {cfg.run_id: cfg.epochs for cfg in runs}
-        self.axes = axes
+    def __init__(self, runs: list[PlannedRun], labels: dict[str, str], stream: TextIO):
+        self.epochs_total = {run.run_id: run.config.epochs for run in runs}
+        self.labels = labels
         self.stream = stream
         self.tty = stream.isatty()
         self.start = time.time()
@@ -189,8 +189,7 @@ class Progress:
         self.latest = ""
 
     def label(self, cfg: RunConfig) -> str:
-        fields = [*self.axes, "seed"]
-        return " ".join(f"{name}={getattr(cfg, name)}" for name in fields)
+        return self.labels[cfg.run_id]
 
     def finished(self, cfg: RunConfig, text: str, short: str) -> None:
         self.latest = f"{self.label(cfg)} {short}"
@@ -226,47 +225,54 @@ class Progress:
 
 
 def run_grid(
-    experiment: Experiment,
-    results_dir: Path,
+    plan: Plan | Experiment,
     data: FashionMNIST,
-    resources: Resources | None = None,
-    force: bool = False,
+    results: str | Path | Location | None = None,
     train_fn: TrainFn | None = None,
     stream: TextIO = sys.stdout,
     max_retries: int = 1,
+    resources: Resources | None = None,
+    force: bool = False,
 ) -> GridOutcome:
-    """Train every pending run of `experiment` on the connected Ray cluster (see `connect`).
+    """Train every pending run of `plan` on the connected Ray cluster (see `connect`), longest
+    first. An Experiment with `results` is planned here (`resources` overrides its file's).
 
-    Results land in results_dir/<experiment>/runs/<run_id>.parquet as each run finishes; failures
-    in .../failures/. Nothing is put in Ray's object store when every run is already done.
+    Each result lands in ROOT/<experiment>/runs/<run_id>.parquet of every experiment that
+    contains the run, the moment it finishes; failures in .../failures/. Results that exist
+    elsewhere under the root are filed, not retrained. Nothing touches Ray's object store
+    when every run is already done.
     """
-    experiment_dir = Path(results_dir) / experiment.name
-    done = set() if force else done_run_ids(experiment_dir)
-    todo = [cfg for cfg in experiment.runs if cfg.run_id not in done]
-    outcome = GridOutcome(total=len(experiment.runs), skipped=len(experiment.runs) - len(todo))
+    if isinstance(plan, Experiment):
+        overrides = resources.model_dump() if resources else None
+        plan = make_plan([plan], results, force=force, resources=overrides)
+    file_done_runs(plan)
+    todo = plan.todo
+    outcome = GridOutcome(total=len(plan.runs), skipped=len(plan.runs) - len(todo))
     if not todo:
         return outcome
-    resources = resolve_resources(resources or experiment.resources)
-    write_manifest(experiment, experiment_dir, resources)
+    resolved = {res: resolve_resources(res) for res in {run.resources for run in todo}}
+    for exp in plan.experiments:
+        write_manifest(exp, plan.folder(exp.name), plan)
     commit = git_commit()
     data_ref = ray.put(data)  # once; every task reads the same object, no dataset files needed
     board = ProgressBoard.remote()
-    task = ray.remote(_train_task).options(
-        num_cpus=resources.cpus, num_gpus=resources.gpus, max_retries=max_retries
-    )
-    pending = {
-        task.remote(cfg.model_dump_json(), data_ref, resources.cpus, board, train_fn): cfg
-        for cfg in todo
-    }
-    progress = Progress(todo, experiment.axes, stream)
+    pending = {}
+    for run in todo:  # submission order is the order Ray starts them in: longest first
+        res = resolved[run.resources]
+        task = ray.remote(_train_task).options(
+            num_cpus=res.cpus, num_gpus=res.gpus, max_retries=max_retries
+        )
+        ref = task.remote(run.config.model_dump_json(), data_ref, res.cpus, board, train_fn)
+        pending[ref] = run
+    progress = Progress(todo, {run.run_id: label(plan, run) for run in todo}, stream)
     finished: set[str] = set()
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
             for ref in ready:
-                cfg = pending.pop(ref)
-                finished.add(cfg.run_id)
-                _collect(ref, cfg, experiment, experiment_dir, commit, outcome, progress)
+                run = pending.pop(ref)
+                finished.add(run.run_id)
+                _collect(ref, run, plan, commit, outcome, progress)
             started, epochs = ray.get(board.snapshot.remote())
             progress.status(len(outcome.finished), len(outcome.failed), started, epochs, finished)
     except KeyboardInterrupt:
@@ -280,12 +286,15 @@ def run_grid(
     return outcome
 
 
-def _collect(ref, cfg, experiment, experiment_dir, commit, outcome, progress) -> None:
-    """Write one finished run (or record its failure) the moment it lands."""
+def _collect(ref, run: PlannedRun, plan: Plan, commit, outcome, progress) -> None:
+    """Write one finished run into each of its experiments (or record its failure there)."""
+    cfg = run.config
 
     def failed(headline: str, detail: str) -> None:
-        path = write_failure(experiment_dir, cfg, detail, failed_at=now_iso(), git_commit=commit)
-        outcome.failed.append({"config": cfg, "error": headline, "path": path})
+        for name in run.experiments:
+            path = write_failure(plan.folder(name), cfg, detail, failed_at=now_iso(),
+                                 git_commit=commit)  # fmt: skip
+        outcome.failed.append({"config": cfg, "error": headline, "path": path, "run": run})
         progress.finished(cfg, f"FAILED  {headline[:120]}  -> {path}", "FAILED")
 
     try:
@@ -302,8 +311,9 @@ def _collect(ref, cfg, experiment, experiment_dir, commit, outcome, progress) ->
         failed(detail.splitlines()[-1], detail)
         return
     metadata = result["metadata"] | {"git_commit": commit}
-    table = history_table(cfg, result["history"], result["status"], experiment.name, metadata)
-    path = write_run(experiment_dir, table)
+    for name in run.experiments:
+        table = history_table(cfg, result["history"], result["status"], name, metadata)
+        path = write_run(plan.folder(name), table)
     final = result["history"][-1]
     seconds = sum(row["seconds"] for row in result["history"])
     where = f"node {metadata['host']}" + (
@@ -317,7 +327,7 @@ def _collect(ref, cfg, experiment, experiment_dir, commit, outcome, progress) ->
     )
     outcome.finished.append(
         {"config": cfg, "status": result["status"], "final": final, "seconds": seconds,
-         "path": path, "metadata": metadata}
+         "path": path, "metadata": metadata, "run": run}
     )  # fmt: skip
 
 

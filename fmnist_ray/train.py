@@ -18,6 +18,8 @@ from .models import build_model
 
 METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "last_lr", "seconds", "images_per_s")
 EVAL_BATCH = 1000
+# How often (in batches) the running loss is checked for NaN/inf: one host sync per this many.
+DIVERGENCE_CHECK_STEPS = 10
 
 
 @dataclass
@@ -85,6 +87,32 @@ def evaluate(model: nn.Module, loss_fn, data: DeviceData) -> tuple[float, float]
     return loss_sum.item() / n, correct.item() / n
 
 
+def _train_epoch(model, loss_fn, optimizer, scheduler, data, cfg, shuffle) -> tuple[float, float]:
+    """One epoch; returns (mean batch loss, accuracy). Stops early, returning a non-finite loss,
+    within DIVERGENCE_CHECK_STEPS batches of the first non-finite one."""
+    model.train()
+    loss_sum = torch.zeros((), device=data.device)
+    correct = torch.zeros((), device=data.device, dtype=torch.long)
+    batches = seen = 0
+    for x, y in data.train_batches(cfg.batch_size, shuffle):
+        out = model(x)
+        loss = loss_fn(out, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        # Accumulate on the device; a NaN/inf stays in the sum, so checking the sum every few
+        # steps catches divergence without a host sync per batch.
+        loss_sum += loss.detach()
+        correct += (out.detach().argmax(dim=1) == y).sum()
+        batches += 1
+        seen += len(y)
+        if batches % DIVERGENCE_CHECK_STEPS == 0 and not torch.isfinite(loss_sum).item():
+            break
+    return loss_sum.item() / batches, correct.item() / seen
+
+
 def train_run(
     cfg: RunConfig,
     data: FashionMNIST | DeviceData,
@@ -93,8 +121,7 @@ def train_run(
 ) -> RunOutcome:
     """Train one config; a NaN/inf loss stops the run with status `diverged`, history kept."""
     device = pick_device(str(device) if device is not None else None)
-    if not isinstance(data, DeviceData) or data.device != device:
-        data = DeviceData(data, device)  # type: ignore[arg-type]
+    data = data.to(device) if isinstance(data, DeviceData) else DeviceData(data, device)
     torch.manual_seed(cfg.seed)  # weights and dropout
     shuffle = torch.Generator().manual_seed(cfg.seed)
     model = build_model(cfg).to(device)
@@ -105,30 +132,16 @@ def train_run(
 
     for epoch in range(1, cfg.epochs + 1):
         start = time.perf_counter()
-        model.train()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        batches = 0
-        for x, y in data.train_batches(cfg.batch_size, shuffle):
-            out = model(x)
-            loss = loss_fn(out, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            # Accumulate on the device: no host sync per batch.
-            loss_sum += loss.detach()
-            correct += (out.detach().argmax(dim=1) == y).sum()
-            batches += 1
-        train_loss = loss_sum.item() / batches
+        train_loss, train_acc = _train_epoch(
+            model, loss_fn, optimizer, scheduler, data, cfg, shuffle
+        )
         _sync(device)
         train_seconds = time.perf_counter() - start
         test_loss, test_acc = evaluate(model, loss_fn, data)
         row = {
             "epoch": epoch,
             "train_loss": train_loss,
-            "train_acc": correct.item() / data.train_size,
+            "train_acc": train_acc,
             "test_loss": test_loss,
             "test_acc": test_acc,
             "last_lr": optimizer.param_groups[0]["lr"],

@@ -2,7 +2,7 @@
 
 import pytest
 
-from fmnist_ray.config import ConfigError, RunConfig, make_config
+from fmnist_ray.config import TRAINING_VERSION, ConfigError, RunConfig, make_config
 
 
 def problems(**options) -> list[str]:
@@ -27,12 +27,25 @@ def test_defaults_are_the_study_base_case():
 
 
 def test_run_id_is_stable_and_depends_on_every_field():
-    # A literal: if this changes, every stored result would be orphaned (resume would retrain).
-    assert RunConfig().run_id == "07d492ea2c8d"
+    # Literals: if one changes by accident, every stored result would be orphaned (resume would
+    # retrain). A deliberate change of what training computes bumps TRAINING_VERSION instead.
+    assert TRAINING_VERSION == 1
+    assert RunConfig().run_id == "859ffaf356f9"
+    assert RunConfig(model="fc").run_id == "a406498a5c59"
+    wide = RunConfig(channels=(32, 64, 256), pooling="max", batchnorm=True, activation="relu")
+    assert wide.run_id == "69cd738ac74f"
+    steplr = RunConfig(scheduler="steplr", step_size=100, gamma=0.9, lr=0.01, seed=2)
+    assert steplr.run_id == "b28979cc3c9b"
     assert RunConfig(lr=1).run_id == RunConfig(lr=1.0).run_id
     assert RunConfig(seed=1).run_id != RunConfig().run_id
     assert RunConfig(channels=[6, 16, 120]).run_id == RunConfig().run_id
     assert len({RunConfig(lr=lr).run_id for lr in (0.001, 0.002, 0.01)}) == 3
+
+
+def test_run_id_changes_with_the_training_version(monkeypatch):
+    before = RunConfig().run_id
+    monkeypatch.setattr("fmnist_ray.config.TRAINING_VERSION", 2)
+    assert RunConfig().run_id != before
 
 
 def test_fc_has_no_lenet_options():

@@ -6,14 +6,23 @@ import os
 import subprocess
 import sys
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 import ray
 from ray.cluster_utils import Cluster
 
-from fmnist_ray.config import Resources
-from fmnist_ray.grid import load_experiment
-from fmnist_ray.results import done_run_ids, read_failures, read_metadata, read_results, run_path
+from fmnist_ray.config import Resources, RunConfig
+from fmnist_ray.grid import load_experiment, load_experiments
+from fmnist_ray.plan import make_plan
+from fmnist_ray.results import (
+    done_run_ids,
+    read_failures,
+    read_metadata,
+    read_results,
+    read_run,
+    run_path,
+)
 from fmnist_ray.runner import run_grid
 from fmnist_ray.train import train_run
 
@@ -52,8 +61,8 @@ def most_at_once(spans):
 def test_fractional_gpus_pack_two_runs_per_gpu(tmp_path, local_ray, fmnist):
     local_ray(num_cpus=4, num_gpus=2)  # logical GPUs: Ray schedules them, training uses the CPU
     exp = experiment(tmp_path, grid="lr = [0.001, 0.002, 0.003, 0.004]")
-    outcome = run_grid(exp, tmp_path / "results", fmnist.subset(6000, 1000),
-                       Resources(gpus=0.5, cpus=1), stream=io.StringIO())  # fmt: skip
+    outcome = run_grid(exp, fmnist.subset(6000, 1000), tmp_path / "results",
+                       resources=Resources(gpus=0.5, cpus=1), stream=io.StringIO())  # fmt: skip
     assert outcome.exit_code == 0 and len(outcome.finished) == 8
     runs = intervals(tmp_path / "results" / "exp")
     assert len(runs) == 8
@@ -75,23 +84,25 @@ def test_resume_trains_only_what_is_missing(tmp_path, local_ray, small):
     local_ray(num_cpus=2)
     exp = experiment(tmp_path, base='model = "fc"\nepochs = 1', seeds=(0, 1, 2))
     results = tmp_path / "results"
-    first = run_grid(exp, results, small, Resources(cpus=1), stream=io.StringIO())
+    first = run_grid(exp, small, results, resources=Resources(cpus=1), stream=io.StringIO())
     assert len(first.finished) == 3 and first.skipped == 0
     folder = results / exp.name
     assert (folder / "experiment.toml").read_text() == exp.path.read_text()
     assert (folder / "environment.json").exists()
     kept = {p: p.stat().st_mtime_ns for p in (folder / "runs").glob("*.parquet")}
-    victim = run_path(folder, exp.runs[1].run_id)
+    victim = Path(run_path(folder, exp.runs[1].run_id).path)
     victim.unlink()
-    second = run_grid(exp, results, small, Resources(cpus=1), stream=io.StringIO())
+    second = run_grid(exp, small, results, resources=Resources(cpus=1), stream=io.StringIO())
     assert [item["config"].run_id for item in second.finished] == [exp.runs[1].run_id]
     assert second.skipped == 2 and victim.exists()
     for path, mtime in kept.items():
         if path != victim:
             assert path.stat().st_mtime_ns == mtime
-    third = run_grid(exp, results, small, Resources(cpus=1), stream=io.StringIO())
+    third = run_grid(exp, small, results, resources=Resources(cpus=1), stream=io.StringIO())
     assert third.finished == [] and third.skipped == 3
-    forced = run_grid(exp, results, small, Resources(cpus=1), force=True, stream=io.StringIO())
+    forced = run_grid(
+        exp, small, results, resources=Resources(cpus=1), force=True, stream=io.StringIO()
+    )
     assert len(forced.finished) == 3
     table = read_results([results])
     assert table.num_rows == 3 and set(table.column("run_id").to_pylist()) == done_run_ids(folder)
@@ -109,7 +120,7 @@ def test_a_failing_run_never_stops_the_others(tmp_path, local_ray, small):
         return train_run(cfg, data, device, on_epoch)
 
     out = io.StringIO()
-    outcome = run_grid(exp, tmp_path / "r", small, Resources(cpus=1), train_fn=flaky,
+    outcome = run_grid(exp, small, tmp_path / "r", resources=Resources(cpus=1), train_fn=flaky,
                        stream=out, max_retries=0)  # fmt: skip
     assert outcome.exit_code == 1
     assert sorted(item["config"].seed for item in outcome.finished) == [0, 3]
@@ -120,7 +131,7 @@ def test_a_failing_run_never_stops_the_others(tmp_path, local_ray, small):
     assert "Worker" in failures[2]["error"] or "died" in failures[2]["error"]
     assert "FAILED" in out.getvalue()
     # Fixed and run again: only the failed runs train, and their failure records go away.
-    again = run_grid(exp, tmp_path / "r", small, Resources(cpus=1), stream=io.StringIO())
+    again = run_grid(exp, small, tmp_path / "r", resources=Resources(cpus=1), stream=io.StringIO())
     assert sorted(item["config"].seed for item in again.finished) == [1, 2]
     assert read_failures(tmp_path / "r" / "exp") == [] and again.exit_code == 0
 
@@ -182,3 +193,40 @@ def test_resources_that_fit_no_node_are_refused(tmp_path, data_dir):
                "--num-cpus", "1", "--gpus-per-run", "0.5")  # fmt: skip
     assert done.returncode == 2
     assert "gpus per run 0.5: no node of this cluster has that many GPUs" in done.stderr
+
+
+def test_a_config_shared_by_two_files_trains_once_and_lands_in_both(tmp_path, local_ray, small):
+    local_ray(num_cpus=2)
+    a = tmp_path / "a.toml"
+    a.write_text('seeds = [0, 1]\n[base]\nmodel = "fc"\nepochs = 1\n')
+    b = tmp_path / "b.toml"
+    b.write_text('seeds = [0]\n[base]\nmodel = "fc"\nepochs = 1\n[grid]\nlr = [0.001, 0.002]\n')
+    results = tmp_path / "results"
+    plan = make_plan(load_experiments([a, b]), results)
+    outcome = run_grid(plan, small, stream=io.StringIO())
+    assert outcome.exit_code == 0 and len(outcome.finished) == 3  # 4 planned, 3 unique
+    shared = RunConfig(model="fc", epochs=1).run_id
+    copies = [read_run(run_path(results / name, shared)) for name in ("a", "b")]
+    assert [set(t.column("experiment").to_pylist()) for t in copies] == [{"a"}, {"b"}]
+    assert copies[0].column("test_acc").equals(copies[1].column("test_acc"))  # one training
+    assert done_run_ids(results / "a") | done_run_ids(results / "b") == {
+        r.run_id for r in plan.runs
+    }
+    # Resume across experiments: b's copy gone, a's still there -> filed again, nothing trained.
+    Path(run_path(results / "b", shared).path).unlink()
+    again = run_grid(make_plan(load_experiments([a, b]), results), small, stream=io.StringIO())
+    assert again.finished == [] and run_path(results / "b", shared).exists()
+
+
+def test_runs_start_longest_first(tmp_path, local_ray, small):
+    local_ray(num_cpus=1)  # one slot: runs start exactly in submission order
+    path = tmp_path / "mixed.toml"
+    path.write_text('seeds = [0]\n[base]\nepochs = 1\n[[variants]]\nmodel = "fc"\n'
+                    '[[variants]]\nmodel = "fc"\nbatch_size = 50\n'
+                    '[[variants]]\nmodel = "lenet5"\nbatch_size = 20\n')  # fmt: skip
+    plan = make_plan(load_experiments([path]), tmp_path / "results")
+    run_grid(plan, small.subset(1000, 200), stream=io.StringIO())
+    started = sorted((meta["started_at"], meta["config"]["model"], meta["config"]["batch_size"])
+                     for _, meta in intervals(tmp_path / "results" / "mixed"))  # fmt: skip
+    assert [(model, bs) for _, model, bs in started] == [("lenet5", 20), ("fc", 50), ("fc", 100)]
+    assert [run.config.model for run in plan.todo] == ["lenet5", "fc", "fc"]

@@ -9,7 +9,15 @@ import torch
 from fmnist_ray.config import RunConfig
 from fmnist_ray.data import DeviceData
 from fmnist_ray.models import build_model
-from fmnist_ray.train import METRICS, evaluate, make_loss, train_run
+from fmnist_ray.train import (
+    DIVERGENCE_CHECK_STEPS,
+    METRICS,
+    _train_epoch,
+    evaluate,
+    make_loss,
+    make_optimizer,
+    train_run,
+)
 
 CPU = torch.device("cpu")
 
@@ -88,3 +96,31 @@ def test_progress_callback_sees_every_epoch(small):
         RunConfig(model="fc", epochs=3), small, CPU, on_epoch=lambda row: seen.append(row["epoch"])
     )
     assert seen == [1, 2, 3]
+
+
+def test_divergence_stops_within_a_few_steps(small):
+    """A NaN loss ends the epoch within DIVERGENCE_CHECK_STEPS batches, not at its end."""
+    cfg = RunConfig(model="fc", optimizer="sgd", lr=1e12, epochs=1, batch_size=10)  # 200 steps
+    data = DeviceData(small, CPU)
+    served = []
+    batches = data.train_batches
+
+    def counting(batch_size, generator):
+        for batch in batches(batch_size, generator):
+            served.append(1)
+            yield batch
+
+    data.train_batches = counting
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    loss, _ = _train_epoch(model, make_loss(cfg), make_optimizer(cfg, model.parameters()), None,
+                           data, cfg, torch.Generator().manual_seed(0))  # fmt: skip
+    assert not math.isfinite(loss)
+    assert len(served) <= 2 * DIVERGENCE_CHECK_STEPS < 200
+
+
+def test_data_already_on_the_device_is_used_as_is(small):
+    data = DeviceData(small, CPU)
+    assert data.to(CPU) is data
+    outcome = train_run(RunConfig(model="fc", epochs=1), data, CPU)
+    assert outcome.status == "ok" and outcome.final["test_acc"] > 0.5

@@ -1,0 +1,124 @@
+"""What one invocation over many experiment files will do: the unique runs (a config shared by
+several files trains once), which are already done anywhere under the results root, which only
+need filing into another experiment, and the order to train the rest in (longest first)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import Resources, RunConfig, format_value
+from .cost import estimate_seconds, lower_bound, makespan
+from .grid import Experiment
+from .results import FAILURES_DIR, place_run, run_index
+from .storage import Location, locate
+
+
+@dataclass
+class PlannedRun:
+    """One unique config and every experiment that contains it."""
+
+    config: RunConfig
+    experiments: list[str]
+    resources: Resources
+    done_in: list[str] = field(default_factory=list)  # experiments that already hold its result
+    source: Location | None = None  # an existing result, anywhere under the root
+    failed: bool = False  # a failure record and no result
+
+    @property
+    def run_id(self) -> str:
+        return self.config.run_id
+
+    @property
+    def done(self) -> bool:
+        return self.source is not None
+
+    @property
+    def missing_in(self) -> list[str]:
+        return [name for name in self.experiments if name not in self.done_in]
+
+    @property
+    def seconds(self) -> float:
+        return estimate_seconds(self.config)
+
+
+@dataclass
+class Plan:
+    experiments: list[Experiment]
+    root: Location
+    runs: list[PlannedRun]  # unique, in order of first appearance
+    force: bool = False
+
+    @property
+    def planned(self) -> int:
+        return sum(len(exp.runs) for exp in self.experiments)
+
+    @property
+    def todo(self) -> list[PlannedRun]:
+        """The runs to train, longest first (so no long run starts last and runs alone)."""
+        pending = [run for run in self.runs if self.force or not run.done]
+        return sorted(pending, key=lambda run: run.seconds, reverse=True)
+
+    @property
+    def to_file(self) -> list[PlannedRun]:
+        """Done somewhere under the root but missing from some experiment that contains them."""
+        return [run for run in self.runs if run.done and run.missing_in and not self.force]
+
+    def folder(self, experiment: str) -> Location:
+        return self.root / experiment
+
+    def wall_seconds(self, slots: int) -> tuple[float, float]:
+        """Estimated wall time of the pending runs, longest first, and its lower bound."""
+        durations = [run.seconds for run in self.todo]
+        return makespan(durations, slots), lower_bound(durations, slots)
+
+
+def make_plan(
+    experiments: list[Experiment],
+    results: str | Path | Location,
+    force: bool = False,
+    resources: dict[str, float | None] | None = None,
+) -> Plan:
+    """Collect the unique runs of `experiments` and look each one up under the results root.
+
+    `resources` (gpus, cpus; None = not given) overrides every file's [resources].
+    """
+    root = locate(results)
+    index = run_index(root)
+    overrides = {k: v for k, v in (resources or {}).items() if v is not None}
+    runs: dict[str, PlannedRun] = {}
+    for exp in experiments:
+        per_run = Resources(**(exp.resources.model_dump() | overrides))
+        for cfg in exp.runs:
+            run = runs.setdefault(cfg.run_id, PlannedRun(cfg, [], per_run))
+            run.experiments.append(exp.name)
+    failed = {
+        p.stem for exp in experiments for p in (root / exp.name / FAILURES_DIR).files(".json")
+    }
+    for run in runs.values():
+        found = index.get(run.run_id, [])
+        run.done_in = [path.path.rsplit("/", 3)[-3] for path in found]
+        run.source = found[0] if found else None
+        run.failed = not found and run.run_id in failed
+    return Plan(experiments, root, list(runs.values()), force)
+
+
+def file_done_runs(plan: Plan) -> int:
+    """Copy each result that exists under the root into the experiments that lack it."""
+    filed = 0
+    for run in plan.to_file:
+        for name in run.missing_in:
+            place_run(run.source, plan.folder(name))
+            run.done_in.append(name)
+            filed += 1
+    return filed
+
+
+def label(plan: Plan, run: PlannedRun) -> str:
+    """`experiment: axis=value ... seed=N`, by the first experiment that contains the run."""
+    exp = next(e for e in plan.experiments if e.name == run.experiments[0])
+    values = " ".join(
+        f"{name}={format_value(getattr(run.config, name))}" for name in [*exp.axes, "seed"]
+    )
+    more = f" (+{len(run.experiments) - 1} more)" if len(run.experiments) > 1 else ""
+    return f"{exp.name}{more}: {values}"

@@ -1,0 +1,98 @@
+"""Planning many experiment files at once: every problem of every file at once, shared configs
+counted once, results found anywhere under the root and filed, and longest-first order."""
+
+from pathlib import Path
+
+import pytest
+
+from fmnist_ray.config import RunConfig
+from fmnist_ray.cost import estimate_seconds, lower_bound, makespan
+from fmnist_ray.grid import ExperimentError, load_experiments
+from fmnist_ray.plan import file_done_runs, make_plan
+from fmnist_ray.results import history_table, read_metadata, read_run, run_path, write_run
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+def fake_result(root: Path, experiment: str, cfg: RunConfig) -> None:
+    row = {"epoch": 1, "train_loss": 0.5, "train_acc": 0.8, "test_loss": 0.5, "test_acc": 0.8,
+           "last_lr": cfg.lr, "seconds": 1.0, "images_per_s": 1.0}  # fmt: skip
+    write_run(root / experiment, history_table(cfg, [row], "ok", experiment, {}))
+
+
+def test_folder_means_its_files_and_every_problem_of_every_file_is_reported(tmp_path):
+    write(tmp_path, "a", "[grid]\nlr = [0]\n")
+    write(tmp_path, "b", '[base]\nactivation = "sigmoid"\n')
+    write(tmp_path, "c", "[base]\nepochs = 1\n")
+    with pytest.raises(ExperimentError) as info:
+        load_experiments([tmp_path])
+    assert len(info.value.problems) == 2
+    assert str(tmp_path / "a.toml") in info.value.problems[0]
+    assert str(tmp_path / "b.toml") in info.value.problems[1]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ExperimentError, match="has no experiment files"):
+        load_experiments([empty, tmp_path / "c.toml"])
+
+
+def test_the_study_has_fewer_unique_runs_than_planned(tmp_path):
+    study = [p for p in sorted((REPO / "experiments").glob("*.toml")) if p.stem != "quickstart"]
+    plan = make_plan(load_experiments(study), tmp_path)
+    assert plan.planned == 141
+    assert len(plan.runs) == 123  # the base case sits in 7 files: 18 runs train once, not 7 times
+    base = next(run for run in plan.runs if run.config == RunConfig(seed=0))
+    assert len(base.experiments) == 7
+
+
+def test_a_result_anywhere_under_the_root_is_filed_not_retrained(tmp_path):
+    a = write(tmp_path, "a", "seeds = [0, 1]\n[base]\nepochs = 1\n")
+    b = write(tmp_path, "b", "seeds = [0]\n[base]\nepochs = 1\n[grid]\nlr = [0.001, 0.002]\n")
+    root = tmp_path / "results"
+    shared = RunConfig(epochs=1)
+    fake_result(root, "a", shared)
+    plan = make_plan(load_experiments([a, b]), root)
+    assert plan.planned == 4 and len(plan.runs) == 3
+    assert {run.run_id for run in plan.todo} == {
+        RunConfig(epochs=1, seed=1).run_id,
+        RunConfig(epochs=1, lr=0.002).run_id,
+    }
+    assert file_done_runs(plan) == 1
+    copy = run_path(root / "b", shared.run_id)
+    assert copy.exists()
+    assert set(read_run(copy).column("experiment").to_pylist()) == {"b"}
+    meta = read_metadata(copy)
+    assert meta["experiment"] == "b" and meta["first_filed_in"] == "a"
+    again = make_plan(load_experiments([a, b]), root)
+    assert again.to_file == [] and len(again.todo) == 2
+
+
+def test_pending_runs_come_longest_first(tmp_path):
+    exp = write(tmp_path, "mixed", '[base]\nepochs = 2\nmodel = "fc"\n[[variants]]\n'
+                'model = "fc"\n[[variants]]\nmodel = "lenet5"\nbatch_size = 10\n'
+                '[[variants]]\nmodel = "lenet5"\n')  # fmt: skip
+    plan = make_plan(load_experiments([exp]), tmp_path / "r")
+    seconds = [run.seconds for run in plan.todo]
+    assert seconds == sorted(seconds, reverse=True)
+    assert plan.todo[0].config.batch_size == 10 and plan.todo[-1].config.model == "fc"
+
+
+def test_cost_model_orders_the_study_s_long_runs_first():
+    base = estimate_seconds(RunConfig())
+    assert estimate_seconds(RunConfig(batch_size=10)) > base
+    wide = RunConfig(channels=(32, 64, 256), pooling="max", batchnorm=True, activation="relu")
+    assert estimate_seconds(wide) > 4 * base
+    assert estimate_seconds(RunConfig(model="fc")) < base
+    assert estimate_seconds(RunConfig(epochs=40)) == pytest.approx(2 * base)
+
+
+def test_makespan_and_its_lower_bound():
+    assert makespan([1, 1, 1, 5], 2) == 6  # the long job last waits for a slot
+    assert makespan([5, 1, 1, 1], 2) == 5  # longest first: at the bound
+    assert lower_bound([5, 1, 1, 1], 2) == 5
+    assert lower_bound([2, 2, 2, 2], 2) == 4
