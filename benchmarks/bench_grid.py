@@ -92,7 +92,7 @@ def way_c_ray_tune(data_dir: str, work: Path, cpus: int) -> dict:
 
     from fmnist_ray.data import load_fashion_mnist
 
-    ray.init(num_cpus=cpus, include_dashboard=False, logging_level="ERROR")
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level="ERROR")
     try:
         data = load_fashion_mnist(data_dir, download=False)
         trainable = tune.with_resources(tune.with_parameters(tune_trainable, data=data), {"cpu": 1})

@@ -122,7 +122,8 @@ def connect(address: str | None, num_cpus: int | None = None, num_gpus: int | No
         options["runtime_env"] = {"py_modules": [str(PACKAGE_DIR)]}
         ray.init(address=address, **options)
     else:
-        ray.init(num_cpus=num_cpus, num_gpus=num_gpus, **options)
+        # "local": always a fresh embedded Ray, never a cluster `ray start` left recorded here.
+        ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, **options)
     return True
 
 

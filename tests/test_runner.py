@@ -30,7 +30,9 @@ from fmnist_ray.train import train_run
 @pytest.fixture
 def local_ray():
     """Start a local Ray with the given logical resources; always shut it down."""
-    yield lambda **resources: ray.init(include_dashboard=False, logging_level="ERROR", **resources)
+    yield lambda **resources: ray.init(
+        address="local", include_dashboard=False, logging_level="ERROR", **resources
+    )
     ray.shutdown()
 
 
