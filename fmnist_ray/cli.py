@@ -44,13 +44,15 @@ def user_errors(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        from .cluster import ClusterError
         from .data import DataError
+        from .storage import StorageError
 
         try:
             return command(*args, **kwargs)
         except ConfigError as error:
             fail(error.problems)
-        except DataError as error:
+        except (DataError, ClusterError, StorageError) as error:
             fail([str(error)])
         except _report_error() as error:
             fail([str(error)])
@@ -392,6 +394,9 @@ def run(
     from .data import load_fashion_mnist
 
     data = load_fashion_mnist(data_dir, download=download)  # fail before starting Ray
+    from .cluster import use_token_auth
+
+    use_token_auth()  # before ray is imported: Ray reads the mode once
     from . import runner
 
     typer.echo(
@@ -438,6 +443,57 @@ def _label(the_plan, run) -> str:
     from .plan import label
 
     return label(the_plan, run)
+
+
+@app.command()
+@user_errors
+def submit(
+    experiments: ExperimentPaths,
+    results: Annotated[
+        str,
+        typer.Option(
+            "--results",
+            help="Where the job writes: a URI (s3://bucket/prefix, gs://...) or an absolute "
+            "path on storage the cluster shares.",
+        ),
+    ],
+    address: Annotated[
+        str,
+        typer.Option(
+            envvar="RAY_API_SERVER_ADDRESS",
+            help="The cluster's dashboard (Ray Jobs API), e.g. http://HEAD:8265.",
+        ),
+    ] = "http://127.0.0.1:8265",
+    gpus_per_run: Annotated[float | None, typer.Option(help="As for `run`.")] = None,
+    cpus_per_run: Annotated[float | None, typer.Option(help="As for `run`.")] = None,
+    data_dir: Annotated[
+        str | None, typer.Option(help="Fashion-MNIST folder on the head node (default: its cache).")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Retrain runs that are already done.")] = False,
+    download: Download = True,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Follow the job's logs until it ends.")
+    ] = True,
+) -> None:
+    """Send the same `run` to a Ray cluster as a Ray Job; Ctrl-C detaches, the job keeps going."""
+    from .cluster import use_token_auth
+    from .grid import load_experiments
+    from .submit import check_results
+
+    exps = load_experiments(experiments)  # every file checked here, before anything is sent
+    check_results(results)
+    options = ["--results", results]
+    for name, value in (("--gpus-per-run", gpus_per_run), ("--cpus-per-run", cpus_per_run),
+                        ("--data-dir", data_dir)):  # fmt: skip
+        options += [name, str(value)] if value is not None else []
+    options += ["--force"] if force else []
+    options += [] if download else ["--no-download"]
+    use_token_auth()
+    from .submit import submit as submit_job
+
+    code = submit_job(address, exps, options, wait=wait)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

@@ -10,19 +10,23 @@ import platform
 import re
 import socket
 import sys
+import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 import ray
 
+from .cluster import ClusterError, auth_problem, check_reachable, recorded_address
 from .config import ConfigError, Resources, RunConfig
 from .data import FashionMNIST
 from .grid import Experiment
 from .plan import Plan, PlannedRun, file_done_runs, label, make_plan
+from .progress import GridProgress
 from .results import (
     git_commit,
     history_table,
@@ -108,23 +112,53 @@ class GridOutcome:
 
 
 def connect(address: str | None, num_cpus: int | None = None, num_gpus: int | None = None) -> bool:
-    """Join `address` (or $RAY_ADDRESS), else start an embedded local Ray. True if we started it."""
+    """Join `address` (or $RAY_ADDRESS), else start an embedded local Ray. True when this call
+    initialized Ray (so the caller shuts it down), False when it already was."""
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS") or None
     options: dict[str, Any] = dict(
         include_dashboard=False, logging_level="WARNING", configure_logging=True
     )
-    if address:
-        if num_cpus is not None or num_gpus is not None:
-            raise ConfigError(["--num-cpus/--num-gpus size the local Ray; not with --address"])
-        # Ship this package's code so worker nodes only need the libraries installed.
-        options["runtime_env"] = {"py_modules": [str(PACKAGE_DIR)]}
-        ray.init(address=address, **options)
-    else:
+    if not address:
         # "local": always a fresh embedded Ray, never a cluster `ray start` left recorded here.
         ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, **options)
+        return True
+    if num_cpus is not None or num_gpus is not None:
+        raise ConfigError(["--num-cpus/--num-gpus size the local Ray; not with --address"])
+    if address == "auto" and recorded_address() is None:
+        raise ClusterError("--address auto: no cluster started with `ray start` on this machine")
+    check_reachable(recorded_address() if address == "auto" else address)
+    if "RAY_JOB_CONFIG_JSON_ENV_VAR" not in os.environ:  # a Ray Job ships its code itself
+        # Ship this package's code so worker nodes only need the libraries installed.
+        options["runtime_env"] = {"py_modules": [str(PACKAGE_DIR)]}
+    with tempfile.TemporaryFile("w+") as log:
+        try:
+            with _stderr_to(log):  # Ray's core logs each failed attempt; keep them for below
+                ray.init(address=address, **options)
+        except ConnectionError as error:
+            log.seek(0)
+            text = log.read()
+            if "InvalidAuthToken" in text or "Unauthenticated" in text:
+                raise auth_problem("InvalidAuthToken", address) from None
+            raise ClusterError(f"cannot join the Ray cluster at {address}: {error}") from None
+        log.seek(0)
+        sys.stderr.write(log.read())  # joined: Ray's own notices are the user's to see
     return True
+
+
+@contextmanager
+def _stderr_to(file) -> Iterator[None]:
+    """Send this process's fd 2 (where Ray's C++ core writes) to `file` for a while."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(file.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def resolve_resources(requested: Resources) -> Resources:
@@ -172,59 +206,6 @@ def write_manifest(experiment: Experiment, folder: Location, plan: Plan) -> None
     (folder / "environment.json").write_text(json.dumps(manifest, indent=2, default=str))
 
 
-def _clock(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
-class Progress:
-    """Live display: one permanent line per finished run, a status line rewritten on a TTY."""
-
-    def __init__(self, runs: list[PlannedRun], labels: dict[str, str], stream: TextIO):
-        self.epochs_total = {run.run_id: run.config.epochs for run in runs}
-        self.labels = labels
-        self.stream = stream
-        self.tty = stream.isatty()
-        self.start = time.time()
-        self.last_status = 0.0
-        self.latest = ""
-
-    def label(self, cfg: RunConfig) -> str:
-        return self.labels[cfg.run_id]
-
-    def finished(self, cfg: RunConfig, text: str, short: str) -> None:
-        self.latest = f"{self.label(cfg)} {short}"
-        self._clear()
-        print(f"{cfg.run_id}  {self.label(cfg)}  {text}", file=self.stream, flush=True)
-
-    def status(self, done: int, failed: int, started: dict, epochs: dict, finished: set) -> None:
-        total = len(self.epochs_total)
-        running = len(set(started) - finished)
-        pending = total - done - failed - running
-        epochs_done = sum(
-            self.epochs_total[r] if r in finished else epochs.get(r, 0) for r in self.epochs_total
-        )
-        epochs_left = sum(self.epochs_total.values()) - epochs_done
-        elapsed = time.time() - self.start
-        eta = _clock(elapsed / epochs_done * epochs_left) if epochs_done else "--"
-        line = (
-            f"[{done} done | {running} running | {pending} pending | {failed} failed] "
-            f"elapsed {_clock(elapsed)}  ETA {eta}"
-            + (f"  | last: {self.latest}" if self.latest else "")
-        )
-        if self.tty:
-            self._clear()
-            print(line[: os.get_terminal_size(self.stream.fileno()).columns - 1],
-                  end="", file=self.stream, flush=True)  # fmt: skip
-        elif time.time() - self.last_status > 30:  # a log file gets a heartbeat, not a flood
-            print(line, file=self.stream, flush=True)
-            self.last_status = time.time()
-
-    def _clear(self) -> None:
-        if self.tty:
-            print("\r\033[K", end="", file=self.stream)
-
-
 def run_grid(
     plan: Plan | Experiment,
     data: FashionMNIST,
@@ -265,24 +246,21 @@ def run_grid(
         )
         ref = task.remote(run.config.model_dump_json(), data_ref, res.cpus, board, train_fn)
         pending[ref] = run
-    progress = Progress(todo, {run.run_id: label(plan, run) for run in todo}, stream)
-    finished: set[str] = set()
+    runs = {run.run_id: (label(plan, run), run.config.epochs, run.seconds) for run in todo}
+    progress = GridProgress(runs, stream)
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
             for ref in ready:
-                run = pending.pop(ref)
-                finished.add(run.run_id)
-                _collect(ref, run, plan, commit, outcome, progress)
-            started, epochs = ray.get(board.snapshot.remote())
-            progress.status(len(outcome.finished), len(outcome.failed), started, epochs, finished)
+                _collect(ref, pending.pop(ref), plan, commit, outcome, progress)
+            progress.update(*ray.get(board.snapshot.remote()))
     except KeyboardInterrupt:
         outcome.interrupted = True
         outcome.cancelled = len(pending)
         for ref in pending:
             ray.cancel(ref, force=True)
     finally:
-        progress._clear()
+        progress.close()
         ray.kill(board)
     return outcome
 
@@ -296,7 +274,7 @@ def _collect(ref, run: PlannedRun, plan: Plan, commit, outcome, progress) -> Non
             path = write_failure(plan.folder(name), cfg, detail, failed_at=now_iso(),
                                  git_commit=commit)  # fmt: skip
         outcome.failed.append({"config": cfg, "error": headline, "path": path, "run": run})
-        progress.finished(cfg, f"FAILED  {headline[:120]}  -> {path}", "FAILED")
+        progress.failed(run.run_id, f"{headline[:120]}  -> {path}")
 
     try:
         result = ray.get(ref)
@@ -322,9 +300,7 @@ def _collect(ref, run: PlannedRun, plan: Plan, commit, outcome, progress) -> Non
     )
     status = "" if result["status"] == "ok" else f"  {result['status'].upper()}"
     progress.finished(
-        cfg,
-        f"test_acc {final['test_acc']:.4f}  {seconds:.0f}s  {where}{status}",
-        f"test_acc {final['test_acc']:.4f}{status}",
+        run.run_id, f"test_acc {final['test_acc']:.4f}  {seconds:.0f}s  {where}{status}"
     )
     outcome.finished.append(
         {"config": cfg, "status": result["status"], "final": final, "seconds": seconds,

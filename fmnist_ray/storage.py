@@ -77,8 +77,8 @@ class Location:
         place, then the folder fsynced. Object stores: one object is one put, atomic by itself.
         """
         if not self.local:
-            parent = self.path.rstrip("/").rsplit("/", 1)[0]
-            self.fs.create_dir(parent, recursive=True)
+            if self.fs.type_name != "s3":  # object stores need no folders; HDFS and others do
+                self.fs.create_dir(self.path.rstrip("/").rsplit("/", 1)[0], recursive=True)
             with self.fs.open_output_stream(self.path) as stream:
                 stream.write(data)
             return
@@ -92,8 +92,8 @@ class Location:
             self.fs.delete_file(self.path)
 
     def move_to(self, target: Location) -> None:
-        target_parent = target.path.rstrip("/").rsplit("/", 1)[0]
-        self.fs.create_dir(target_parent, recursive=True)
+        if self.fs.type_name != "s3":
+            self.fs.create_dir(target.path.rstrip("/").rsplit("/", 1)[0], recursive=True)
         self.fs.move(self.path, target.path)
 
 

@@ -2,6 +2,10 @@
 and small real slices of it for quick training checks."""
 
 import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -28,3 +32,58 @@ def fmnist(data_dir):
 def small(fmnist):
     """2,000 training and 500 test images: enough to see learning in a second."""
     return fmnist.subset(train=2000, test=500)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early with code {process.returncode}")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {seconds}s")
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 API (moto's server) on loopback, in its own process; stopped by its pid."""
+    port = free_port()
+    credentials = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                   "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ | credentials,
+    )  # fmt: skip
+    try:
+        wait_for_port(port, server)
+        saved = {key: os.environ.get(key) for key in credentials}
+        os.environ.update(credentials)  # pyarrow here and every CLI subprocess read these
+        yield f"127.0.0.1:{port}"
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture
+def s3_uri(s3_server, request):
+    """A fresh bucket on the loopback S3 server, as a results URI pyarrow opens."""
+    from pyarrow.fs import S3FileSystem
+
+    bucket = "t" + str(abs(hash(request.node.nodeid)))[:12]
+    host, port = s3_server.split(":")
+    fs = S3FileSystem(endpoint_override=s3_server, scheme="http", allow_bucket_creation=True)
+    fs.create_dir(bucket)
+    return f"s3://{bucket}/study?endpoint_override={host}:{port}&scheme=http"

@@ -1,0 +1,139 @@
+"""Progress of a whole grid: on a terminal, a live `rich` display (an overall bar with done,
+running, pending and failed counts and an ETA, one line per running run at epoch k/N, finished
+runs printed above); in a log or a Ray Job, plain heartbeat lines."""
+
+from __future__ import annotations
+
+import time
+from typing import TextIO
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+HEARTBEAT_S = 30.0  # a log gets one status line this often, not a flood
+
+
+def clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class GridProgress:
+    """Fed by the runner: `update` with which runs started and their epochs, `finished` and
+    `failed` as results land. The ETA weighs each run by its estimated cost, so the long runs
+    that go first do not make it swing."""
+
+    def __init__(
+        self,
+        runs: dict[str, tuple[str, int, float]],  # run id -> (label, epochs, estimated seconds)
+        stream: TextIO,
+        heartbeat_s: float = HEARTBEAT_S,
+    ):
+        self.runs = runs
+        self.stream = stream
+        self.heartbeat_s = heartbeat_s
+        self.start = time.time()
+        self.last_heartbeat = self.start
+        self.started: dict[str, float] = {}
+        self.epochs: dict[str, int] = {}
+        self.done: set[str] = set()
+        self.failed_ids: set[str] = set()
+        self.live: Live | None = None
+        if stream.isatty():
+            console = Console(file=stream)
+            self.live = Live(console=console, refresh_per_second=2, transient=True)
+            self.live.start()
+
+    def update(self, started: dict[str, float], epochs: dict[str, int]) -> None:
+        self.started, self.epochs = dict(started), dict(epochs)
+        if self.live is not None:
+            self.live.update(self._render())
+        elif time.time() - self.last_heartbeat >= self.heartbeat_s:
+            print(self.heartbeat(), file=self.stream, flush=True)
+            self.last_heartbeat = time.time()
+
+    def finished(self, run_id: str, text: str) -> None:
+        self.done.add(run_id)
+        self._print(f"{run_id}  {self.runs[run_id][0]}  {text}")
+
+    def failed(self, run_id: str, text: str) -> None:
+        self.failed_ids.add(run_id)
+        self._print(f"{run_id}  {self.runs[run_id][0]}  FAILED  {text}")
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+    def _print(self, line: str) -> None:
+        if self.live is not None:
+            self.live.console.print(Text(line))
+        else:
+            print(line, file=self.stream, flush=True)
+
+    @property
+    def running(self) -> list[str]:
+        ended = self.done | self.failed_ids
+        return [run_id for run_id in self.started if run_id not in ended and run_id in self.runs]
+
+    def counts(self) -> dict[str, int]:
+        running = len(self.running)
+        ended = len(self.done) + len(self.failed_ids)
+        return {
+            "done": len(self.done),
+            "running": running,
+            "pending": len(self.runs) - ended - running,
+            "failed": len(self.failed_ids),
+        }
+
+    def fraction(self) -> float:
+        """Share of the estimated work that is done, counting running runs by their epochs."""
+        total = sum(cost for _, _, cost in self.runs.values()) or 1.0
+        work = 0.0
+        for run_id, (_, epochs, cost) in self.runs.items():
+            if run_id in self.done or run_id in self.failed_ids:
+                work += cost
+            elif run_id in self.started:
+                work += cost * min(self.epochs.get(run_id, 0), epochs) / epochs
+        return work / total
+
+    def eta(self) -> str:
+        fraction, elapsed = self.fraction(), time.time() - self.start
+        return clock(elapsed * (1 - fraction) / fraction) if fraction > 0 else "--"
+
+    def heartbeat(self) -> str:
+        counts = ", ".join(f"{n} {name}" for name, n in self.counts().items())
+        running = "; ".join(
+            f"{self.runs[r][0]} epoch {self.epochs.get(r, 0)}/{self.runs[r][1]}"
+            for r in self.running
+        )
+        return (
+            f"[{counts}] {self.fraction():.0%} of the work, elapsed "
+            f"{clock(time.time() - self.start)}, ETA {self.eta()}"
+            + (f" | running: {running}" if running else "")
+        )
+
+    def _render(self) -> Group:
+        counts = self.counts()
+        head = Table.grid(padding=(0, 1))
+        head.add_row(
+            ProgressBar(total=1.0, completed=self.fraction(), width=30),
+            Text(
+                f"{counts['done']} done, {counts['running']} running, {counts['pending']} "
+                f"pending, {counts['failed']} failed  elapsed {clock(time.time() - self.start)}"
+                f"  ETA {self.eta()}"
+            ),
+        )
+        lines = Table.grid(padding=(0, 1))
+        for run_id in self.running:
+            label, epochs, _ = self.runs[run_id]
+            epoch = self.epochs.get(run_id, 0)
+            lines.add_row(
+                ProgressBar(total=epochs, completed=epoch, width=20),
+                Text(f"epoch {epoch}/{epochs}"),
+                Text(label, overflow="ellipsis", no_wrap=True),
+            )
+        return Group(head, lines)

@@ -1,0 +1,83 @@
+"""Results on any pyarrow filesystem: local folders with durable, readable files, and a real S3
+API on loopback (moto's server) for a grid that is run, resumed, planned and read from a URI."""
+
+import io
+import os
+import subprocess
+import sys
+
+import pytest
+
+from fmnist_ray.config import Resources, RunConfig
+from fmnist_ray.grid import load_experiments
+from fmnist_ray.plan import make_plan
+from fmnist_ray.results import read_failures, read_results, run_index
+from fmnist_ray.storage import StorageError, locate
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "fmnist_ray", *map(str, args)],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+
+
+def test_local_writes_are_atomic_and_readable_by_others(tmp_path):
+    target = locate(tmp_path / "a" / "runs" / "x.parquet")
+    old = os.umask(0o022)
+    try:
+        target.write_bytes(b"first")
+        target.write_bytes(b"second")
+    finally:
+        os.umask(old)
+    path = tmp_path / "a" / "runs" / "x.parquet"
+    assert path.read_bytes() == b"second"
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in path.parent.iterdir()] == ["x.parquet"]  # no temporary left
+
+
+def test_unknown_scheme_is_one_clear_error():
+    with pytest.raises(StorageError, match="nosuch://x: cannot open this location"):
+        locate("nosuch://x")
+
+
+def test_grid_on_s3_runs_resumes_and_reads_back(tmp_path, s3_uri, data_dir):
+    exp = tmp_path / "exp.toml"
+    exp.write_text('seeds = [0, 1]\n[base]\nmodel = "fc"\nepochs = 1\n')
+    args = ["run", exp, "--results", s3_uri, "--data-dir", data_dir, "--num-cpus", "2"]
+    first = cli(*args)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "2 trained, 0 already done, 0 failed" in first.stdout
+    bucket_path = s3_uri.split("?")[0]
+    assert bucket_path in first.stdout  # the URI is shown without its query
+    index = run_index(s3_uri)
+    assert set(index) == {RunConfig(model="fc", epochs=1, seed=s).run_id for s in (0, 1)}
+    table = read_results([s3_uri])
+    assert table.num_rows == 2 and set(table.column("experiment").to_pylist()) == {"exp"}
+    assert (locate(s3_uri) / "exp" / "experiment.toml").read_text() == exp.read_text()
+    again = cli(*args)
+    assert again.returncode == 0 and "nothing to train: all 2 runs of exp are done" in again.stdout
+    plan = cli("plan", exp, "--results", s3_uri)
+    assert "2 runs: 2 done, 0 pending, 0 failed" in plan.stdout, plan.stdout
+
+
+def test_failures_are_recorded_on_s3(tmp_path, s3_uri, small):
+    import ray
+
+    from fmnist_ray.runner import run_grid
+
+    exp = tmp_path / "exp.toml"
+    exp.write_text('seeds = [0]\n[base]\nmodel = "fc"\nepochs = 1\n')
+
+    def broken(cfg, data, device, on_epoch=None):
+        raise RuntimeError("injected")
+
+    ray.init(address="local", num_cpus=1, include_dashboard=False, logging_level="ERROR")
+    try:
+        plan = make_plan(load_experiments([exp]), s3_uri, resources={"cpus": 1})
+        outcome = run_grid(plan, small, train_fn=broken, stream=io.StringIO(), max_retries=0)
+    finally:
+        ray.shutdown()
+    assert outcome.exit_code == 1
+    [record] = read_failures(locate(s3_uri) / "exp")
+    assert "injected" in record["error"]
+    assert make_plan(load_experiments([exp]), s3_uri).runs[0].failed
+    assert Resources(cpus=1) == plan.runs[0].resources
