@@ -52,7 +52,7 @@ def user_errors(command):
 
 
 def _report_error() -> type[Exception]:
-    from .report import ReportError  # matplotlib only loads when an error is being matched
+    from .report import ReportError  # the package's light part: no matplotlib, no scipy
 
     return ReportError
 
@@ -378,11 +378,19 @@ def report(
     out: Annotated[
         Path | None, typer.Option(help="Output folder (default: report/ beside the results).")
     ] = None,
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            help="CSV of published values to check (experiment, arm, metric, value, note), "
+            "e.g. study_reference.csv."
+        ),
+    ] = None,
 ) -> None:
-    """Plots and summary tables (means, 95% CIs, Welch tests vs the base case) from results."""
+    """Plots and summary tables: means and 95% CIs over seeds, each arm tested against the base
+    case (paired or Welch t-test, Holm-adjusted), optional checks against published values."""
     from .report import make_report
 
-    result = make_report(paths, out)
+    result = make_report(paths, out, reference=reference)
     for note in result.notes:
         typer.echo(f"note: {note}")
     typer.echo(f"report written to {result.out_dir} (start with {result.index_path})")
