@@ -4,16 +4,17 @@ Markdown and HTML: the report describes each page once and writes it in both for
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass, field
 
 # Pages read on a phone too: tables scroll sideways instead of squeezing values onto two lines.
 STYLE = (
-    "body{font-family:system-ui,sans-serif;max-width:1200px;margin:1.5em auto;padding:0 1em;"
+    "body{font-family:system-ui,sans-serif;max-width:1400px;margin:1.5em auto;padding:0 1em;"
     "line-height:1.45;color:#222}"
-    ".scroll{overflow-x:auto;margin:1em 0}table{border-collapse:collapse}"
-    "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap;"
-    "vertical-align:top}th{background:#f4f4f4}.text{text-align:left}"
-    "td.wrap{white-space:normal;min-width:14em}"
+    ".scroll{overflow-x:auto;margin:1em 0}table{border-collapse:collapse;font-size:0.9em}"
+    "th,td{border:1px solid #ccc;padding:3px 6px;text-align:right;white-space:nowrap;"
+    "vertical-align:top}th{background:#f4f4f4;white-space:normal;vertical-align:bottom}.text{text-align:left}"
+    "td.wrap{white-space:normal;min-width:9em}.nowrap{white-space:nowrap}"
     "tr.base td{background:#eef3fb}tr.winner td{background:#e6f4e9;font-weight:600}"
     "img{max-width:100%;height:auto;border:1px solid #eee}figure{margin:1em 0}"
     "code{background:#f4f4f4;padding:0 .2em}"
@@ -29,7 +30,15 @@ class Link:
     page: bool = False
 
 
-Inline = str | Link | tuple[str | Link, ...]  # plain text, a link, or a run of both
+@dataclass(frozen=True)
+class Nowrap:
+    """Text that a browser must not break across lines (an arm label inside a wrapping cell)."""
+
+    text: str
+
+
+Inline = str | Link | Nowrap | tuple[str | Link | Nowrap, ...]  # text, a link, or a run of them
+INTERVAL = re.compile(r"\[[^\]\[]*\]")  # '[83.92, 85.70]': one value, never split in two
 
 
 @dataclass(frozen=True)
@@ -96,7 +105,8 @@ def _md_inline(content: Inline, table: bool = False) -> str:
     if isinstance(content, Link):
         target = content.target + (".md" if content.page else "")
         return f"[{content.text}]({target})"
-    return content.replace("|", "\\|") if table else content
+    text = content.text if isinstance(content, Nowrap) else content
+    return text.replace("|", "\\|") if table else text
 
 
 def _md_block(block: Block) -> list[str]:
@@ -130,7 +140,9 @@ def _html_inline(content: Inline) -> str:
     if isinstance(content, Link):
         target = content.target + (".html" if content.page else "")
         return f"<a href='{html.escape(target)}'>{html.escape(content.text)}</a>"
-    return html.escape(content)
+    if isinstance(content, Nowrap):
+        return f"<span class='nowrap'>{html.escape(content.text)}</span>"
+    return INTERVAL.sub(r"<span class='nowrap'>\g<0></span>", html.escape(content))
 
 
 def _html_table(table: Table) -> str:

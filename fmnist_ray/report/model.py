@@ -25,7 +25,7 @@ class ReportError(ValueError):
 BASE = "base case"
 BETTER = "better than base"
 WORSE = "worse than base"
-NOT_SIGNIFICANT = "no significant difference"
+NOT_SIGNIFICANT = "not significant"
 INCOMPLETE = "incomplete"
 NO_RUNS = "no finished runs"
 NO_TEST = "no test"

@@ -6,7 +6,20 @@ from __future__ import annotations
 import numpy as np
 
 from .arms import describe_config
-from .document import Block, Bullets, Column, Facts, Figure, Heading, Link, Paragraph, Row, Table
+from .document import (
+    Block,
+    Bullets,
+    Column,
+    Facts,
+    Figure,
+    Heading,
+    Inline,
+    Link,
+    Nowrap,
+    Paragraph,
+    Row,
+    Table,
+)
 from .model import FIGURES, OVERVIEW, Arm, ExperimentReport, Run
 from .references import Reference, ReferenceCheck
 from .text import (
@@ -59,15 +72,22 @@ def _ci_cell(arm: Arm) -> str:
     return interval(arm.test_acc.ci_low * 100, arm.test_acc.ci_high * 100)
 
 
-def _comparison_cells(arm: Arm) -> list[str]:
-    """Δ, its CI, the test, p and Holm p (dashes for the base case and arms not compared)."""
+def _delta(arm: Arm, spread: bool = True) -> str:
+    """'+0.45 [+0.21, +0.69]': the difference to the base case in pp, with its 95% CI."""
     c = arm.comparison
     if c is None:
-        return [DASH] * 5
-    if not c.test:
-        return [signed(c.diff * 100), DASH, f"none (n={min(c.n, c.base_n)})", DASH, DASH]
-    spread = interval(c.diff_low * 100, c.diff_high * 100, sign=True)
-    return [signed(c.diff * 100), spread, c.test, format_p(c.p_value), format_p(c.p_adjusted)]
+        return DASH
+    ci = interval(c.diff_low * 100, c.diff_high * 100, sign=True)
+    return signed(c.diff * 100) + (f" {ci}" if spread and ci != DASH else "")
+
+
+def _comparison_cells(arm: Arm) -> list[str]:
+    """Δ with its CI, the test, p and Holm p (dashes for the base case and arms not compared)."""
+    c = arm.comparison
+    if c is None:
+        return [DASH] * 4
+    test = c.test or f"none (n={min(c.n, c.base_n)})"
+    return [_delta(arm), test, format_p(c.p_value), format_p(c.p_adjusted)]
 
 
 def _verdict_cell(arm: Arm) -> str:
@@ -82,13 +102,13 @@ def _inside_text(check: ReferenceCheck) -> str:
 
 def arm_table(report: ExperimentReport) -> Table:
     """One row per arm (a borrowed base case first); a reference column when values match."""
-    columns = [Column("arm", text=True), Column("seeds"), Column("final train loss")]
-    columns += [Column("test acc (%)"), Column("95% CI (%)"), Column("Δ vs base (pp)")]
-    columns += [Column("95% CI of Δ (pp)"), Column("test", text=True), Column("p")]
-    columns += [Column("Holm p"), Column("verdict", text=True)]
+    columns = [Column("arm", text=True), Column("seeds"), Column("train loss")]
+    columns += [Column("test acc (%)"), Column("95% CI (%)"), Column("Δ vs base, 95% CI (pp)")]
+    columns += [Column("test", text=True), Column("p"), Column("Holm p")]
+    columns += [Column("verdict", text=True, wrap=True)]
     checks = {c.arm: c for c in report.references if c.reference.metric == "test_acc"}
     if checks:
-        columns += [Column("reference (%)"), Column("in our 95% PI", text=True)]
+        columns += [Column("reference (%)"), Column("in 95% PI", text=True)]
     rows = []
     for arm in report.shown_arms:
         cells = [arm_name(report, arm), seeds_text(arm), number(arm.train_loss.mean, ".4f")]
@@ -96,11 +116,8 @@ def arm_table(report: ExperimentReport) -> Table:
         cells.append(_verdict_cell(arm))
         if checks:
             check = checks.get(arm)
-            cells += (
-                [metric_text("test_acc", check.reference.value), _inside_text(check)]
-                if (check)
-                else [DASH, DASH]
-            )
+            value = metric_text("test_acc", check.reference.value) if check else DASH
+            cells += [value, _inside_text(check) if check else DASH]
         kind = "winner" if arm is report.winner else "base" if arm.is_base else ""
         rows.append(Row(cells, kind))
     return Table(columns, rows)
@@ -189,21 +206,24 @@ def summary_blocks(report: ExperimentReport, figures: tuple[str, ...] = FIGURES)
     return blocks
 
 
-def _top_cells(report: ExperimentReport) -> list[str]:
+def _top_cells(report: ExperimentReport) -> list[Inline]:
     """The arm singled out (or the highest mean, marked not significant): name, mean, Δ, Holm p."""
     top = report.winner or report.highest
     if top is None:
         return [DASH] * 4
-    name = arm_name(report, top)
-    if top is not report.winner and not top.is_base:
-        name += " (highest mean, not significant)"
-    delta, _, _, _, holm_p = _comparison_cells(top)
-    return [name, number(top.test_acc.mean * 100), delta, holm_p]
+    name: Inline = Nowrap(arm_name(report, top))
+    if top.is_base and not report.base_borrowed and len(report.arms) == 1:
+        name = "the base case (one configuration)"
+    elif top is not report.winner and not top.is_base:
+        name = (name, " (highest mean, not significant)")
+    holm_p = _comparison_cells(top)[3]
+    return [name, number(top.test_acc.mean * 100), _delta(top, spread=False), holm_p]
 
 
 def _index_row(report: ExperimentReport, folder: str) -> Row:
-    cells: list = [Link(report.name, f"{folder}/summary", page=True)]
-    cells += [report.completeness.describe()]
+    cells: list[Inline] = [Link(report.name, f"{folder}/summary", page=True)]
+    state, sep, detail = report.completeness.describe().partition(" (")
+    cells += [(Nowrap(state), sep + detail)]
     cells += [number(report.base.test_acc.mean * 100) if report.base else DASH]
     cells += [short_verdict(report), *_top_cells(report)]
     links = [Link(name, f"{folder}/{name}.png") for name in FIGURES]
@@ -259,13 +279,14 @@ def index_blocks(
     prediction intervals, methods and notes."""
     columns = [Column("experiment", text=True), Column("runs", text=True, wrap=True)]
     columns += [Column("base case (%)"), Column("verdict vs base", text=True, wrap=True)]
-    columns += [Column("top arm", text=True), Column("test acc (%)"), Column("Δ vs base (pp)")]
-    columns += [Column("Holm p"), Column("figures", text=True)]
+    columns += [Column("top arm", text=True, wrap=True), Column("test acc (%)")]
+    columns += [Column("Δ vs base (pp)")]
+    columns += [Column("Holm p"), Column("figures", text=True, wrap=True)]
     rows = [_index_row(report, folders[report.name]) for report in reports]
     blocks: list[Block] = [
         Heading("Report: all experiments", 1),
-        Figure(f"{OVERVIEW}.png", f"{OVERVIEW}.svg", "final test accuracy of every experiment"),
         Table(columns, rows),
+        Figure(f"{OVERVIEW}.png", f"{OVERVIEW}.svg", "final test accuracy of every experiment"),
         Paragraph(METHODS),
     ]
     if reference is not None:

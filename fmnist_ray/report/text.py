@@ -78,6 +78,12 @@ def metric_text(metric: str, value: float) -> str:
     return number(value * scale(metric), spec)
 
 
+def p_text(name: str, p: float) -> str:
+    """'p = 0.0312', 'Holm p < 0.001': a p-value in a sentence."""
+    shown = format_p(p)
+    return f"{name} < {shown[1:]}" if shown.startswith("<") else f"{name} = {shown}"
+
+
 def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
@@ -97,7 +103,7 @@ def difference_text(arm: Arm) -> str:
     if not c.test or math.isnan(c.p_value):
         return text + ", no test (" + ("n < 2)" if not c.test else "no spread)")
     text += f" {interval(c.diff_low * 100, c.diff_high * 100, sign=True)}, {c.test}"
-    return text + f", p = {format_p(c.p_value)}, Holm p = {format_p(c.p_adjusted)}"
+    return text + f", {p_text('p', c.p_value)}, {p_text('Holm p', c.p_adjusted)}"
 
 
 def arm_result(arm: Arm) -> str:
@@ -106,10 +112,17 @@ def arm_result(arm: Arm) -> str:
     return head + ("" if arm.is_base else f" ({difference_text(arm)})")
 
 
+def _compared(report: ExperimentReport) -> bool:
+    """Whether any arm besides the base case has finished runs to compare."""
+    return any(arm.runs and not arm.is_base for arm in report.arms)
+
+
 def short_verdict(report: ExperimentReport) -> str:
     """The verdict of `verdict_lines` in a table cell."""
     if report.base is None:
         return "no base case"
+    if not _compared(report):
+        return "one configuration: nothing to compare"
     if report.better:
         text = "better than base: " + "; ".join(arm.label for arm in report.better)
     else:
@@ -126,6 +139,8 @@ def verdict_lines(report: ExperimentReport) -> list[tuple[str, str]]:
     """
     if report.base is None:
         return [("comparison", "no base case in the results read: arms not compared")]
+    if not _compared(report):
+        return [("comparison", "one configuration (the base case): nothing to compare")]
     if report.winner is not None:
         lines = [("better than the base case", arm_result(report.winner))]
         lines += [("also significantly higher", arm_result(a)) for a in report.better[1:]]

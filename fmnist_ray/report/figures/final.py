@@ -9,7 +9,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from ..model import Arm, ExperimentReport
-from ..text import format_p, format_value, signed, verdict_lines
+from ..text import format_value, p_text, signed, verdict_lines
 from .common import (
     AXIS_LABELS,
     BASE_COLOR,
@@ -194,7 +194,7 @@ def ring_top(ax: Any, report: ExperimentReport, where: dict[str, float], note: b
     short = top.label if len(top.label) <= 40 else "named above"
     c = top.comparison
     if top is report.winner:
-        label = f"best: {short} (Holm p = {format_p(c.p_adjusted)})"
+        label = f"best: {short} ({p_text('Holm p', c.p_adjusted)})"
     else:
         label = f"highest mean (not significant): {short}"
     ax.plot([x], [y], "o", ms=20, mfc="none", mec=color, mew=2.2, zorder=4, label=label)
