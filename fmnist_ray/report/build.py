@@ -11,8 +11,8 @@ from .analysis import summarize_experiment
 from .document import render_html, render_markdown
 from .figures import build_figures, overview_figure, save_figure
 from .load import default_out_dir, load_tree, read_reference
-from .model import OVERVIEW, ExperimentReport
-from .references import Reference, check_references, parse_references
+from .model import OVERVIEW, ExperimentReport, Reference
+from .references import check_references, parse_references
 from .tables import index_blocks, summary_blocks
 
 

@@ -1,16 +1,14 @@
-"""The report's data: runs as read back, arms (runs differing only by seed), one experiment's
-report, and `ReportError`. numpy only, so matching the error (as the CLI does) loads no plots."""
+"""The report's data: runs as read back, arms (runs differing only by seed), their statistics,
+published references, one experiment's report, and `ReportError`. Plain dataclasses (numpy
+only), so matching the error, as the CLI does, loads neither matplotlib nor scipy."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-
-if TYPE_CHECKING:  # the statistics module loads scipy: only its types are needed here
-    from .references import ReferenceCheck
-    from .stats import Comparison, Summary
 
 EXPERIMENT_FILE = "experiment.toml"  # the copy of the experiment file beside its runs/
 FIGURES = ("train_loss", "test_acc", "final_test_acc")  # each experiment's figures, by file name
@@ -29,6 +27,65 @@ NOT_SIGNIFICANT = "not significant"
 INCOMPLETE = "incomplete"
 NO_RUNS = "no finished runs"
 NO_TEST = "no test"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One sample (an arm's final values over its seeds); NaN where n is too small."""
+
+    n: int
+    mean: float
+    std: float  # sample standard deviation (ddof=1)
+    ci_low: float  # 95% CI of the mean: mean -/+ t(0.975, n-1) * s / sqrt(n)
+    ci_high: float
+    pi_low: float  # 95% prediction interval of one new run: mean -/+ t * s * sqrt(1 + 1/n)
+    pi_high: float
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """An arm against the base case: difference of means, its 95% CI, and the test's p-values."""
+
+    test: str  # PAIRED or WELCH; '' when there is no test (fewer than 2 values on a side)
+    n: int  # the arm's values
+    base_n: int
+    diff: float  # arm mean - base mean (for paired data also the mean of the differences)
+    diff_low: float
+    diff_high: float
+    p_value: float
+    p_adjusted: float = math.nan  # Holm over the arms of the experiment (see `holm`)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One published value: `pairs` name the arm by its axis values, as written in the file."""
+
+    experiment: str
+    pairs: tuple[tuple[str, str], ...]
+    metric: str
+    value: float
+    note: str
+    line: int  # in the file, for messages
+
+    @property
+    def arm_text(self) -> str:
+        return " ".join(f"{field}={value}" for field, value in self.pairs)
+
+
+@dataclass(frozen=True)
+class ReferenceCheck:
+    """A reference value next to our final values of the same arm and metric."""
+
+    arm: Arm
+    reference: Reference
+    ours: Summary  # our final values of `reference.metric` over the arm's ok seeds
+
+    @property
+    def inside(self) -> bool | None:
+        """Whether the value lies in our 95% prediction interval (None: n < 2, no interval)."""
+        if math.isnan(self.ours.pi_low):
+            return None
+        return self.ours.pi_low <= self.reference.value <= self.ours.pi_high
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,8 +196,9 @@ class ExperimentReport:
 
     @property
     def highest(self) -> Arm | None:
-        """The complete arm (base case included) with the highest mean final test accuracy."""
-        candidates = [arm for arm in self.shown_arms if arm.runs and not arm.incomplete]
+        """The complete arm or the base case with the highest mean final test accuracy."""
+        # The base case counts even when short of seeds: it is the yardstick, never a winner.
+        candidates = [a for a in self.shown_arms if a.runs and (a.is_base or not a.incomplete)]
         return max(candidates, key=lambda arm: arm.test_acc.mean, default=None)
 
     @property

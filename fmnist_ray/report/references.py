@@ -8,47 +8,14 @@ from __future__ import annotations
 import csv
 import io
 import math
-from dataclasses import dataclass
 
 from ..config import CONFIG_FIELDS
 from .load import METRICS
-from .model import Arm, ExperimentReport, ReportError
-from .stats import Summary, summarize
+from .model import Arm, ExperimentReport, Reference, ReferenceCheck, ReportError
+from .stats import summarize
 from .text import format_value
 
 COLUMNS = ("experiment", "arm", "metric", "value", "note")
-
-
-@dataclass(frozen=True)
-class Reference:
-    """One published value: `pairs` name the arm by its axis values, as written in the file."""
-
-    experiment: str
-    pairs: tuple[tuple[str, str], ...]
-    metric: str
-    value: float
-    note: str
-    line: int  # in the file, for messages
-
-    @property
-    def arm_text(self) -> str:
-        return " ".join(f"{field}={value}" for field, value in self.pairs)
-
-
-@dataclass(frozen=True)
-class ReferenceCheck:
-    """A reference value next to our final values of the same arm and metric."""
-
-    arm: Arm
-    reference: Reference
-    ours: Summary  # our final values of `reference.metric` over the arm's ok seeds
-
-    @property
-    def inside(self) -> bool | None:
-        """Whether the value lies in our 95% prediction interval (None: n < 2, no interval)."""
-        if math.isnan(self.ours.pi_low):
-            return None
-        return self.ours.pi_low <= self.reference.value <= self.ours.pi_high
 
 
 def parse_references(text: str, source: str) -> list[Reference]:

@@ -6,42 +6,16 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as scipy_stats
+
+from .model import Comparison, Summary
 
 CONFIDENCE = 0.95
 ALPHA = 1 - CONFIDENCE  # an adjusted p below this counts as a difference
 PAIRED = "paired t"
 WELCH = "Welch t"
-
-
-@dataclass(frozen=True)
-class Summary:
-    """One sample (an arm's final values over its seeds); NaN where n is too small."""
-
-    n: int
-    mean: float
-    std: float  # sample standard deviation (ddof=1)
-    ci_low: float  # 95% CI of the mean: mean -/+ t(0.975, n-1) * s / sqrt(n)
-    ci_high: float
-    pi_low: float  # 95% prediction interval of one new run: mean -/+ t * s * sqrt(1 + 1/n)
-    pi_high: float
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """An arm against the base case: difference of means, its 95% CI, and the test's p-values."""
-
-    test: str  # PAIRED or WELCH; '' when there is no test (fewer than 2 values on a side)
-    n: int  # the arm's values
-    base_n: int
-    diff: float  # arm mean - base mean (for paired data also the mean of the differences)
-    diff_low: float
-    diff_high: float
-    p_value: float
-    p_adjusted: float = math.nan  # Holm over the arms of the experiment (see `holm`)
 
 
 def _t(df: float) -> float:
@@ -78,7 +52,8 @@ def paired(values: Sequence[float], base: Sequence[float]) -> Comparison:
     n = len(d)
     if n < 2:
         return _untested(x, b)
-    diff, spread = float(d.mean()), float(d.std(ddof=1))
+    # mean(d) = mean(x) - mean(b); computed as the latter so it rounds like the means shown.
+    diff, spread = float(x.mean() - b.mean()), float(d.std(ddof=1))
     if spread == 0:  # every pair differs by the same amount: t is infinite or 0/0, no test
         return Comparison(PAIRED, n, n, diff, math.nan, math.nan, math.nan)
     half = _t(n - 1) * spread / math.sqrt(n)

@@ -20,8 +20,7 @@ from .document import (
     Row,
     Table,
 )
-from .model import FIGURES, OVERVIEW, Arm, ExperimentReport, Run
-from .references import Reference, ReferenceCheck
+from .model import FIGURES, OVERVIEW, Arm, ExperimentReport, Reference, ReferenceCheck, Run
 from .text import (
     DASH,
     format_p,
