@@ -514,7 +514,7 @@ class Links(HTMLParser):
 
     def __init__(self):
         super().__init__()
-        self.targets, self.tags, self.classes = [], [], []
+        self.targets, self.tags = [], []
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)

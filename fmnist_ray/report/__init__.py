@@ -14,9 +14,6 @@ _LAZY = {
     "load_reports": "build",
     "ReportResult": "build",
     "default_out_dir": "load",
-    "summarize": "stats",
-    "compare": "stats",
-    "holm": "stats",
 }
 
 __all__ = ["ReportError", *_LAZY]

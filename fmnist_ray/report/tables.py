@@ -25,6 +25,7 @@ from .text import (
     DASH,
     format_p,
     interval,
+    metric_interval,
     metric_text,
     number,
     seeds_text,
@@ -131,17 +132,13 @@ def reference_table(checks: list[ReferenceCheck]) -> Table:
     rows = []
     for check in checks:
         metric, ours = check.reference.metric, check.ours
-        scaled = [metric_text(metric, v) for v in (ours.ci_low, ours.ci_high)]
-        pi = [metric_text(metric, v) for v in (ours.pi_low, ours.pi_high)]
+        ci = metric_interval(metric, ours.ci_low, ours.ci_high)
+        pi = metric_interval(metric, ours.pi_low, ours.pi_high)
         cells = [check.arm.label, metric, metric_text(metric, check.reference.value)]
-        cells += [metric_text(metric, ours.mean), str(ours.n), _pair(scaled), _pair(pi)]
+        cells += [metric_text(metric, ours.mean), str(ours.n), ci, pi]
         cells += [_inside_text(check), check.reference.note or DASH]
         rows.append(Row(cells))
     return Table(columns, rows)
-
-
-def _pair(texts: list[str]) -> str:
-    return DASH if DASH in texts else f"[{texts[0]}, {texts[1]}]"
 
 
 def _base_fact(report: ExperimentReport) -> str:
@@ -260,7 +257,7 @@ def _reference_blocks(reports: list[ExperimentReport], source: str, refs: list[R
 def reference_line(check: ReferenceCheck) -> str:
     """'lr=0.0128, test_acc: reference 81.36 outside our 95% PI [84.10, 86.20] (mean 85.15, n=3)'"""
     metric, ours = check.reference.metric, check.ours
-    pi = _pair([metric_text(metric, v) for v in (ours.pi_low, ours.pi_high)])
+    pi = metric_interval(metric, ours.pi_low, ours.pi_high)
     return (
         f"{check.arm.label}, {metric}: reference {metric_text(metric, check.reference.value)} "
         f"{_inside_text(check)} our 95% PI {pi} (mean {metric_text(metric, ours.mean)}, "

@@ -72,10 +72,19 @@ def format_p(p: float) -> str:
     return "<0.001" if p < 0.001 else format(p, ".3g")
 
 
+def _spec(metric: str) -> str:
+    """Accuracy in % to 2 decimals, losses to 4, anything else to 4 significant digits."""
+    return ".2f" if metric.endswith("_acc") else ".4f" if metric.endswith("_loss") else ".4g"
+
+
 def metric_text(metric: str, value: float) -> str:
-    """A metric's value as the tables show it: accuracy in % (2 decimals), losses to 4."""
-    spec = ".2f" if metric.endswith("_acc") else ".4f" if metric.endswith("_loss") else ".4g"
-    return number(value * scale(metric), spec)
+    """A metric's value as the tables show it (see `_spec`)."""
+    return number(value * scale(metric), _spec(metric))
+
+
+def metric_interval(metric: str, low: float, high: float) -> str:
+    """An interval of a metric's values, written like `metric_text`."""
+    return interval(low * scale(metric), high * scale(metric), _spec(metric))
 
 
 def p_text(name: str, p: float) -> str:
