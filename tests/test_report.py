@@ -304,6 +304,18 @@ def test_base_case_found_in_another_experiment(study):
     assert baseline.base is baseline.arms[0] and not baseline.base_borrowed
 
 
+def test_a_run_shared_by_several_experiment_folders_counts_once(study, tmp_path):
+    # The runner places a run shared by experiments in each of their folders, its experiment
+    # column set to that folder: the optimizer grid holds its own copy of the base case.
+    root, _ = study
+    exp_dir = build_optimizer(tmp_path / "optimizer", {"adam": BASE_ACC, "sgd": [0.76, 0.77, 0.75]})
+    reports = {r.name: r for r in load_reports([root, exp_dir])}
+    optimizer, lr = reports["optimizer"], reports["learning_rate"]
+    assert not optimizer.base_borrowed and optimizer.base.label == "optimizer=adam"
+    assert lr.base_source == "lenet_baseline"  # the dedicated baseline, not the optimizer grid
+    assert lr.base.test_acc.n == 3  # the same three runs, not six
+
+
 def test_local_base_without_finished_runs_is_not_the_base(study, tmp_path):
     root, _ = study
     exp_dir = tmp_path / "optimizer"

@@ -96,7 +96,7 @@ def make_report(
         summaries[report.name][1].write_text(render_html(title, blocks), encoding="utf-8")
     overview = save_figure(overview_figure(reports), out_dir, OVERVIEW)
     notes += [note for report in reports for note in report.notes]
-    given = (str(reference), refs) if refs is not None else None
+    given = (Path(reference).name, refs) if refs is not None else None
     blocks = index_blocks(reports, folders, notes, given)
     (out_dir / "index.md").write_text(render_markdown(blocks), encoding="utf-8")
     (out_dir / "index.html").write_text(render_html("fmnist-ray report", blocks), encoding="utf-8")
