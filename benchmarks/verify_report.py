@@ -1,6 +1,8 @@
 """Check a report's numbers against an independent computation from the Parquet files alone
-(pyarrow + scipy, none of fmnist_ray's report code): per arm, the mean final test accuracy, the
-95% t interval, and Welch's p-value against the base arm, as printed in summary.md.
+(pyarrow + scipy, none of fmnist_ray's report code): per arm the mean final test accuracy and
+its 95% t interval, and against the base arm the difference with its 95% CI and the p-value of
+a paired t-test (when the arm ran exactly the base's seeds) or Welch's test, raw and Holm-adjusted
+over the arms, as printed in summary.md.
 
     fmnist-ray run benchmarks/verify_report.toml --data-dir ../shared/data
     fmnist-ray report results/verify_report
@@ -20,24 +22,67 @@ import pyarrow.parquet as pq
 from scipy import stats
 
 
-def final_accuracies(results: Path, axis: str) -> dict[str, list[float]]:
-    """Arm value -> final-epoch test accuracy of each ok run, straight from the files."""
-    arms: dict[str, list[float]] = {}
+def final_accuracies(results: Path, axis: str) -> dict[str, dict[int, float]]:
+    """Arm value -> {seed: final-epoch test accuracy} of each ok run, straight from the files."""
+    arms: dict[str, dict[int, float]] = {}
     for path in sorted((results / "runs").glob("*.parquet")):
         table = pq.read_table(path)
         last = table.filter(pc.equal(table["epoch"], pc.max(table["epoch"])))
         if last["status"][0].as_py() == "ok":
-            arms.setdefault(str(last[axis][0].as_py()), []).append(last["test_acc"][0].as_py())
+            arm = arms.setdefault(str(last[axis][0].as_py()), {})
+            arm[last["seed"][0].as_py()] = last["test_acc"][0].as_py()
     return arms
 
 
-def reported_rows(summary: Path, axis: str) -> dict[str, list[str]]:
-    rows = {}
+def comparison(
+    x: dict[int, float], base: dict[int, float]
+) -> tuple[str, float, float, float, float]:
+    """(test, diff, CI low, CI high, p) of an arm against the base, computed with scipy."""
+    if set(x) == set(base):
+        seeds = sorted(x)
+        result = stats.ttest_rel([x[s] for s in seeds], [base[s] for s in seeds])
+        test = "paired t"
+    else:
+        result = stats.ttest_ind(list(x.values()), list(base.values()), equal_var=False)
+        test = "Welch t"
+    low, high = result.confidence_interval()
+    return test, np.mean(list(x.values())) - np.mean(list(base.values())), low, high, result.pvalue
+
+
+def holm(p: dict[str, float]) -> dict[str, float]:
+    """Holm's step-down adjustment, written out independently of the report's."""
+    adjusted, running = {}, 0.0
+    for rank, (name, value) in enumerate(sorted(p.items(), key=lambda item: item[1])):
+        running = max(running, min(1.0, (len(p) - rank) * value))
+        adjusted[name] = running
+    return adjusted
+
+
+def reported_rows(summary: Path, axis: str) -> dict[str, dict[str, str]]:
+    """Arm value -> {column header: cell} of the summary's arm table."""
+    header, rows = None, {}
     for line in summary.read_text().splitlines():
-        match = re.match(rf"\| {axis}=(\S+)[^|]*\|(.*)\|$", line)
-        if match:
-            rows[match.group(1)] = [cell.strip() for cell in match.group(2).split("|")]
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if cells[0] == "arm" and header is None:
+            header = cells
+        match = re.match(rf"{axis}=(\S+)", cells[0])
+        if header and match and len(cells) == len(header):
+            rows[match.group(1)] = dict(zip(header, cells, strict=True))
     return rows
+
+
+def p_matches(cell: str, p: float) -> bool:
+    """The report prints p to 3 significant digits, and '<0.001' below that."""
+    if cell.startswith("<"):
+        return p < float(cell[1:])
+    return math.isclose(float(cell), p, rel_tol=5e-3)
+
+
+def shown_as(cell: str, values: list[float]) -> bool:
+    """Whether the numbers of a cell are `values` to 2 decimals (within rounding: a value at
+    x.xx5 may round either way, as two exact ways to compute it differ in the last bit)."""
+    shown = [float(x) for x in re.findall(r"[-+]?\d+\.\d+", cell.replace("\u2212", "-"))]
+    return len(shown) == len(values) and all(abs(a - b) <= 0.0051 for a, b in zip(shown, values))
 
 
 def main() -> None:
@@ -50,23 +95,31 @@ def main() -> None:
     report = args.report or args.results / "report" / args.results.name / "summary.md"
     arms = final_accuracies(args.results, args.axis)
     rows = reported_rows(report, args.axis)
-    base = np.array(arms[args.base])
-    print("| arm | n | mean % (indep.) | 95% CI % (indep.) | Welch p (indep.) | report row |")
-    print("|---|---|---|---|---|---|")
+    base = arms[args.base]
+    tests = {value: comparison(x, base) for value, x in arms.items() if value != args.base}
+    adjusted = holm({value: test[4] for value, test in tests.items()})
+    print("| arm | n | mean % | 95% CI % | test | Δ pp [95% CI] | p | Holm p | (independent) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     mismatches = 0
-    for value, accs in arms.items():
-        x = np.array(accs)
+    for value, seeds in arms.items():
+        x = np.array(list(seeds.values()))
         n, mean, sd = len(x), x.mean(), x.std(ddof=1)
         half = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
-        p = stats.ttest_ind(x, base, equal_var=False).pvalue if value != args.base else float("nan")
+        row = rows[value]
         mine = [f"{100 * mean:.2f}", f"[{100 * (mean - half):.2f}, {100 * (mean + half):.2f}]"]
-        theirs = rows[value]
-        ok = theirs[2] == mine[0] and theirs[3] == mine[1]
-        if value != args.base:
-            ok &= math.isclose(float(theirs[5]), p, rel_tol=5e-3)
+        ok = [row["test acc (%)"], row["95% CI (%)"]] == mine
+        if value in tests:
+            test, diff, low, high, p = tests[value]
+            delta = f"{100 * diff:+.2f} [{100 * low:+.2f}, {100 * high:+.2f}]"
+            ok &= row["test"] == test
+            ok &= shown_as(row["Δ vs base, 95% CI (pp)"], [100 * diff, 100 * low, 100 * high])
+            ok &= p_matches(row["p"], p) and p_matches(row["Holm p"], adjusted[value])
+            mine += [test, delta, f"{p:.3g}", f"{adjusted[value]:.3g}"]
+        else:
+            mine += ["(base)", "–", "–", "–"]
         mismatches += not ok
-        print(f"| {args.axis}={value} | {n} | {mine[0]} | {mine[1]} | {p:.3g} | "
-              f"{' / '.join(theirs[2:6])} | {'match' if ok else 'MISMATCH'} |")  # fmt: skip
+        print(f"| {args.axis}={value} | {n} | " + " | ".join(mine)
+              + f" | {'match' if ok else 'MISMATCH'} |")  # fmt: skip
     print("\nall numbers match" if not mismatches else f"\n{mismatches} arm(s) differ")
     raise SystemExit(1 if mismatches else 0)
 

@@ -5,6 +5,7 @@ on stderr and exit code 2, never a traceback."""
 from __future__ import annotations
 
 import functools
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -46,13 +47,14 @@ def user_errors(command):
     def wrapper(*args, **kwargs):
         from .cluster import ClusterError
         from .data import DataError
+        from .lock import LockError
         from .storage import StorageError
 
         try:
             return command(*args, **kwargs)
         except ConfigError as error:
             fail(error.problems)
-        except (DataError, ClusterError, StorageError) as error:
+        except (DataError, ClusterError, StorageError, LockError) as error:
             fail([str(error)])
         except _report_error() as error:
             fail([str(error)])
@@ -61,7 +63,7 @@ def user_errors(command):
 
 
 def _report_error() -> type[Exception]:
-    from .report import ReportError  # matplotlib only loads when an error is being matched
+    from .report import ReportError  # the package's light part: no matplotlib, no scipy
 
     return ReportError
 
@@ -163,7 +165,14 @@ def train(
 
     from .data import load_fashion_mnist
     from .models import build_model, count_parameters
-    from .results import git_commit, history_table, library_versions, now_iso, write_run
+    from .results import (
+        TRAIN_DIR,
+        git_commit,
+        history_table,
+        library_versions,
+        now_iso,
+        write_run,
+    )
     from .train import pick_device, train_run
 
     if threads is not None:
@@ -189,8 +198,8 @@ def train(
         "versions": library_versions(),
         "host": socket.gethostname(),
     }
-    table = history_table(cfg, outcome.history, outcome.status, "train", metadata)
-    path = write_run(f"{results.rstrip('/')}/train", table)
+    table = history_table(cfg, outcome.history, outcome.status, TRAIN_DIR, metadata)
+    path = write_run(f"{results.rstrip('/')}/{TRAIN_DIR}", table)
     final = outcome.final
     seconds = sum(row["seconds"] for row in outcome.history)
     verdict = "done" if outcome.status == "ok" else f"{outcome.status.upper()} (loss not finite)"
@@ -281,17 +290,21 @@ def plan(
     unique = the_plan.runs
     done = sum(run.done for run in unique)
     failed = sum(run.failed for run in unique)
+    corrupt = len(the_plan.corrupt)
     typer.echo(
         f"\n{len(exps)} experiment{'s' * (len(exps) > 1)}: {the_plan.planned} planned runs, "
         f"{len(unique)} unique ({the_plan.planned - len(unique)} shared by several experiments "
         f"train once); {done} done, {len(unique) - done - failed} pending, {failed} failed"
-    )
+        + (f"; {corrupt} invalid result file{'s' * (corrupt > 1)} (`run` moves them to "
+           "quarantine/ and trains their runs again)" if corrupt else "")
+    )  # fmt: skip
     cpus = max((run.resources.cpus for run in the_plan.todo), default=1.0)
     slots = slots or max(1, int((os.cpu_count() or 1) // cpus))
     wall, bound = the_plan.wall_seconds(slots)
     work = sum(run.seconds for run in the_plan.todo)
     typer.echo(
-        f"to train: {len(the_plan.todo)} runs, about {work / 3600:.1f} run-hours on one CPU "
+        f"to train: {len(the_plan.todo)} run{'s' * (len(the_plan.todo) != 1)}, about "
+        f"{work / 3600:.1f} run-hours on one CPU "
         f"thread each; on {slots} slot{'s' * (slots > 1)}, longest first: about {_clock(wall)} "
         f"wall (lower bound {_clock(bound)}). Estimates for CPU training; a GPU is far faster."
     )
@@ -302,7 +315,7 @@ def plan(
 
 
 def _status_counts(runs, experiment: str) -> dict[str, int]:
-    counts = {"done": 0, "to file": 0, "pending": 0, "failed": 0}
+    counts = {"done": 0, "to file": 0, "pending": 0, "failed": 0, "corrupt": 0}
     for run in runs:
         counts[_run_status(run, experiment)] += 1
     return counts
@@ -311,7 +324,9 @@ def _status_counts(runs, experiment: str) -> dict[str, int]:
 def _run_status(run, experiment: str) -> str:
     if experiment in run.done_in:
         return "done"
-    return "to file" if run.done else "failed" if run.failed else "pending"
+    if run.done:
+        return "to file"
+    return "corrupt" if experiment in run.corrupt_in else "failed" if run.failed else "pending"
 
 
 def _print_runs(exp, by_id) -> None:
@@ -325,7 +340,7 @@ def _print_runs(exp, by_id) -> None:
     counts = _status_counts([by_id[cfg.run_id] for cfg in exp.runs], exp.name)
     typer.echo(
         f"{len(exp.runs)} runs: " + ", ".join(f"{n} {name}" for name, n in counts.items() if n or
-                                              name != "to file")
+                                              name not in ("to file", "corrupt"))
         + f"; seeds {', '.join(map(str, exp.seeds))}; "
         f"varies: {', '.join(exp.axes) or 'nothing but the seed'}"
     )  # fmt: skip
@@ -366,11 +381,20 @@ def run(
         int | None, typer.Option(help="GPUs of the local Ray (default: detected).")
     ] = None,
     download: Download = True,
+    retries: Annotated[
+        int,
+        typer.Option(
+            help="Retries of a run whose worker or node died. An exception raised by training "
+            "is not retried: the same config and seed would raise it again."
+        ),
+    ] = 2,
 ) -> None:
     """Train every run of the experiment files in parallel on Ray, longest first. A run whose
     result exists anywhere under the results root is filed, not trained again."""
     from .grid import load_experiments
-    from .plan import file_done_runs, make_plan
+    from .lock import acquire, release
+    from .plan import make_plan
+    from .storage import locate, preflight
 
     exps = load_experiments(experiments)
     if (gpus_per_run is not None and gpus_per_run < 0) or (
@@ -378,12 +402,28 @@ def run(
     ):
         fail([f"--gpus-per-run must be >= 0 and --cpus-per-run > 0 (got {gpus_per_run}, "
               f"{cpus_per_run})"])  # fmt: skip
-    overrides = {"gpus": gpus_per_run, "cpus": cpus_per_run}
-    the_plan = make_plan(exps, results, force=force, resources=overrides)
-    filed = file_done_runs(the_plan)
-    if filed:
-        typer.echo(f"filed {filed} existing results into the other experiments that contain them")
-    names = ", ".join(exp.name for exp in exps)
+    if retries < 0:
+        fail([f"--retries: {retries} is not allowed: need an integer >= 0"])
+    root = locate(results)
+    preflight(root)  # a destination that can't be written stops us before Ray starts
+    locks, warnings = acquire([root / exp.name for exp in exps])
+    try:
+        for line in warnings:
+            typer.echo(line, err=True)
+        overrides = {"gpus": gpus_per_run, "cpus": cpus_per_run}
+        the_plan = make_plan(exps, root, force=force, resources=overrides)
+        _train_plan(the_plan, address, num_cpus, num_gpus, data_dir, download, retries)
+    finally:
+        release(locks)
+
+
+def _train_plan(the_plan, address, num_cpus, num_gpus, data_dir, download, retries) -> None:
+    """Quarantine and file what exists, then train the rest on Ray and sum it up."""
+    from .plan import prepare
+
+    for line in prepare(the_plan):
+        typer.echo(line, err=line.startswith("warning"))
+    names = ", ".join(exp.name for exp in the_plan.experiments)
     if not the_plan.todo:
         typer.echo(
             f"nothing to train: all {len(the_plan.runs)} runs of {names} are done in "
@@ -407,7 +447,7 @@ def run(
     try:
         cluster = runner.ray.cluster_resources()
         typer.echo(f"Ray: {cluster.get('CPU', 0):g} CPUs, {cluster.get('GPU', 0):g} GPUs")
-        outcome = runner.run_grid(the_plan, data)
+        outcome = runner.run_grid(the_plan, data, max_retries=retries)
     finally:
         runner.shutdown(started_here)
     print_grid_summary(the_plan, outcome)
@@ -430,13 +470,22 @@ def print_grid_summary(the_plan, outcome) -> None:
         f"\n{len(outcome.finished)} trained, {outcome.skipped} already done, "
         f"{len(outcome.failed)} failed"
         + (f", {outcome.cancelled} cancelled" if outcome.cancelled else "")
+        + (f", {len(outcome.lost)} not saved" if outcome.lost else "")
         + f" -> {the_plan.root}"
     )
     for item in outcome.failed:
         typer.echo(f"failed: {item['config'].run_id}: {item['error']} (details: {item['path']})",
                    err=True)  # fmt: skip
+    for lost in outcome.lost:
+        typer.echo(f"not saved: {lost.run_id}: {lost.reason}; its history is kept at "
+                   f"{lost.kept_at}", err=True)  # fmt: skip
+    if outcome.lost:
+        typer.echo("stopped: the results destination is failing; pending runs were cancelled. "
+                   "Fix it and run the same command to resume.", err=True)  # fmt: skip
     if outcome.interrupted:
-        typer.echo("interrupted: finished runs are kept; run the same command to resume.", err=True)
+        name = signal.Signals(outcome.signal).name
+        typer.echo(f"interrupted ({name}): finished runs are kept; run the same command to "
+                   "resume.", err=True)  # fmt: skip
 
 
 def _label(the_plan, run) -> str:
@@ -474,6 +523,7 @@ def submit(
     wait: Annotated[
         bool, typer.Option("--wait/--no-wait", help="Follow the job's logs until it ends.")
     ] = True,
+    retries: Annotated[int, typer.Option(help="As for `run`.")] = 2,
 ) -> None:
     """Send the same `run` to a Ray cluster as a Ray Job; Ctrl-C detaches, the job keeps going."""
     from .cluster import use_token_auth
@@ -488,6 +538,7 @@ def submit(
         options += [name, str(value)] if value is not None else []
     options += ["--force"] if force else []
     options += [] if download else ["--no-download"]
+    options += ["--retries", str(retries)]
     use_token_auth()
     from .submit import submit as submit_job
 
@@ -500,16 +551,28 @@ def submit(
 @user_errors
 def report(
     paths: Annotated[
-        list[Path], typer.Argument(help="Experiment result folders, or a whole results/ folder.")
+        list[str],
+        typer.Argument(
+            help="Experiment result folders, or a whole results root (a folder or a URI such as "
+            "s3://bucket/prefix)."
+        ),
     ],
     out: Annotated[
         Path | None, typer.Option(help="Output folder (default: report/ beside the results).")
     ] = None,
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            help="CSV of published values to check (experiment, arm, metric, value, note), "
+            "e.g. study_reference.csv."
+        ),
+    ] = None,
 ) -> None:
-    """Plots and summary tables (means, 95% CIs, Welch tests vs the base case) from results."""
+    """Plots and summary tables: means and 95% CIs over seeds, each arm tested against the base
+    case (paired or Welch t-test, Holm-adjusted), optional checks against published values."""
     from .report import make_report
 
-    result = make_report(paths, out)
+    result = make_report(paths, out, reference=reference)
     for note in result.notes:
         typer.echo(f"note: {note}")
     typer.echo(f"report written to {result.out_dir} (start with {result.index_path})")

@@ -1,4 +1,4 @@
-"""What one training run is: `RunConfig` (every option of SPEC.md, validated, frozen), its
+"""What one training run is: `RunConfig` (every option of docs/study.md, validated, frozen), its
 `run_id`, and the per-run `Resources` (never part of the id)."""
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ def allowed_values(field: str) -> str:
         "gamma": "a number > 0",
         "seed": "an integer >= 0",
     }
-    return hints.get(field, "see SPEC.md")
+    return hints.get(field, "see docs/study.md")
 
 
 def describe_errors(error: ValidationError, where: Any = None) -> list[str]:

@@ -98,12 +98,15 @@ def _parse_resources(problems: list[str], file: str, value: Any) -> Resources:
         return Resources()
 
 
-def load_experiment(path: str | Path) -> Experiment:
-    """Read and fully validate an experiment file; raise ExperimentError listing every problem."""
-    path = Path(path)
+def load_experiment(path: str | Path, text: str | None = None) -> Experiment:
+    """Read and fully validate an experiment file; raise ExperimentError listing every problem.
+
+    `text`: the file's content when it was read elsewhere (a results tree on object storage);
+    `path` then only names it."""
     file = str(path)
+    path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text() if text is None else text)
     except FileNotFoundError:
         raise ExperimentError([f"{file}: no such experiment file"]) from None
     except IsADirectoryError:

@@ -1,4 +1,4 @@
-"""The two classifiers of the study, exactly as SPEC.md describes them: `FCNet` and a
+"""The two classifiers of the study, exactly as docs/study.md describes them: `FCNet` and a
 configurable `LeNet5`, and `build_model(cfg)`."""
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from pathlib import Path
 from .config import Resources, RunConfig, format_value
 from .cost import estimate_seconds, lower_bound, makespan
 from .grid import Experiment
-from .results import FAILURES_DIR, place_run, run_index
+from .results import FAILURES_DIR, place_run, quarantine, scan_results
 from .storage import Location, locate
 
 
@@ -24,6 +24,7 @@ class PlannedRun:
     done_in: list[str] = field(default_factory=list)  # experiments that already hold its result
     source: Location | None = None  # an existing result, anywhere under the root
     failed: bool = False  # a failure record and no result
+    corrupt_in: list[str] = field(default_factory=list)  # experiments with an invalid file
 
     @property
     def run_id(self) -> str:
@@ -48,6 +49,8 @@ class Plan:
     root: Location
     runs: list[PlannedRun]  # unique, in order of first appearance
     force: bool = False
+    longest_first: bool = True  # False keeps file order (benchmarks/bench_order.py compares)
+    corrupt: list[tuple[Location, str]] = field(default_factory=list)  # invalid files, why
 
     @property
     def planned(self) -> int:
@@ -57,6 +60,8 @@ class Plan:
     def todo(self) -> list[PlannedRun]:
         """The runs to train, longest first (so no long run starts last and runs alone)."""
         pending = [run for run in self.runs if self.force or not run.done]
+        if not self.longest_first:
+            return pending
         return sorted(pending, key=lambda run: run.seconds, reverse=True)
 
     @property
@@ -84,7 +89,7 @@ def make_plan(
     `resources` (gpus, cpus; None = not given) overrides every file's [resources].
     """
     root = locate(results)
-    index = run_index(root)
+    index, corrupt = scan_results(root)
     overrides = {k: v for k, v in (resources or {}).items() if v is not None}
     runs: dict[str, PlannedRun] = {}
     for exp in experiments:
@@ -100,18 +105,29 @@ def make_plan(
         run.done_in = [path.path.rsplit("/", 3)[-3] for path in found]
         run.source = found[0] if found else None
         run.failed = not found and run.run_id in failed
-    return Plan(experiments, root, list(runs.values()), force)
+    for path, _ in corrupt:
+        if path.stem in runs:
+            runs[path.stem].corrupt_in.append(path.parent.parent.name)
+    return Plan(experiments, root, list(runs.values()), force=force, corrupt=corrupt)
 
 
-def file_done_runs(plan: Plan) -> int:
-    """Copy each result that exists under the root into the experiments that lack it."""
+def prepare(plan: Plan) -> list[str]:
+    """Before training: move invalid results to quarantine (they train again) and file each
+    valid result into the experiments that lack it. Returns what it did, one line each."""
+    lines = []
+    for path, why in plan.corrupt:
+        target = quarantine(path)
+        lines.append(f"warning: {path}: {why}; moved to {target}, and its run trains again")
+    plan.corrupt = []
     filed = 0
     for run in plan.to_file:
         for name in run.missing_in:
             place_run(run.source, plan.folder(name))
             run.done_in.append(name)
             filed += 1
-    return filed
+    if filed:
+        lines.append(f"filed {filed} existing results into the other experiments that hold them")
+    return lines
 
 
 def label(plan: Plan, run: PlannedRun) -> str:

@@ -24,6 +24,8 @@ from .storage import Location, locate
 METADATA_KEY = b"fmnist_ray"
 RUNS_DIR = "runs"
 FAILURES_DIR = "failures"
+QUARANTINE_DIR = "quarantine"  # result files that did not read back as a whole run
+TRAIN_DIR = "train"  # where `fmnist-ray train` files ad-hoc runs: no experiment of a study
 STATUSES = ("ok", "diverged")
 
 CONFIG_COLUMNS = pa.schema(
@@ -185,19 +187,84 @@ def read_metadata(path: str | Path | Location) -> dict[str, Any]:
     return json.loads(raw.get(METADATA_KEY, b"{}"))
 
 
-def done_run_ids(experiment_dir: str | Path | Location) -> set[str]:
-    """Runs whose result file exists (finished, `ok` or `diverged`): resume skips these."""
-    return {p.stem for p in (locate(experiment_dir) / RUNS_DIR).files(".parquet")}
+class InvalidResult(ValueError):
+    """A result file that is not one whole run of this code; the message says why."""
+
+
+def check_run(path: str | Path | Location) -> pa.Table:
+    """Read a run file and make sure it is one whole run; raise InvalidResult saying why not.
+
+    Checks: a readable Parquet file with SCHEMA; run id in the name, the rows and the metadata
+    alike, and equal to the id of the config it holds (so results of another TRAINING_VERSION
+    fail); epochs 1..n, all of them unless the run diverged."""
+    where = locate(path)
+    try:
+        table = read_run(where)
+        meta = json.loads((table.schema.metadata or {}).get(METADATA_KEY, b"{}"))
+        cfg = RunConfig.model_validate(meta.get("config", {}))
+    except (pa.ArrowException, OSError, ValueError) as error:
+        why = str(error).strip().splitlines()[0][:120] if str(error).strip() else ""
+        raise InvalidResult(f"not a readable run file ({type(error).__name__}: {why})") from None
+    if [(f.name, f.type) for f in table.schema] != [(f.name, f.type) for f in SCHEMA]:
+        raise InvalidResult("its columns are not those of a run file")
+    ids = {meta.get("run_id"), cfg.run_id, *table.column("run_id").to_pylist()}
+    if ids != {where.stem}:
+        raise InvalidResult(f"its run ids {sorted(map(str, ids))} differ from its name")
+    epochs = table.column("epoch").to_pylist()
+    statuses = set(table.column("status").to_pylist())
+    if not epochs or epochs != list(range(1, len(epochs) + 1)) or len(statuses) != 1:
+        raise InvalidResult(f"its epochs {epochs[:5]} are not one run's 1..n")
+    status = statuses.pop()
+    if status not in STATUSES or (status == "ok" and len(epochs) != cfg.epochs):
+        raise InvalidResult(f"it has {len(epochs)} of {cfg.epochs} epochs with status {status}")
+    return table
+
+
+def scan_results(root: str | Path | Location) -> tuple[dict[str, list[Location]], list]:
+    """Every run file under `root` (a results root, an experiment or its runs/ folder), each
+    read back whole: ({run id: [valid files]}, [(invalid file, why)])."""
+    valid: dict[str, list[Location]] = {}
+    invalid: list[tuple[Location, str]] = []
+    for path in find_run_files([root]):
+        try:
+            check_run(path)
+        except InvalidResult as error:
+            invalid.append((path, str(error)))
+            continue
+        valid.setdefault(path.stem, []).append(path)
+    return valid, invalid
 
 
 def run_index(root: str | Path | Location) -> dict[str, list[Location]]:
-    """Every result under a results root (ROOT/NAME/runs/<id>.parquet), by run id."""
-    index: dict[str, list[Location]] = {}
-    for path in locate(root).files(".parquet", recursive=True):
-        parts = path.path.rsplit("/", 3)
-        if len(parts) == 4 and parts[2] == RUNS_DIR:
-            index.setdefault(path.stem, []).append(path)
-    return index
+    """Every valid result under a results root (ROOT/NAME/runs/<id>.parquet), by run id."""
+    return scan_results(root)[0]
+
+
+def done_run_ids(experiment_dir: str | Path | Location) -> set[str]:
+    """Runs with a valid result file (finished, `ok` or `diverged`): resume skips these."""
+    return set(run_index(locate(experiment_dir) / RUNS_DIR))
+
+
+def quarantine(path: Location) -> Location:
+    """Move an invalid result out of runs/ (into quarantine/ beside it) so it is trained again;
+    kept, not deleted, since it may be the only trace of what happened."""
+    stamp = now_iso().replace(":", "").replace(".", "")
+    name = f"{path.stem}.{stamp}{path.name[len(path.stem) :]}"
+    target = path.parent.parent / QUARANTINE_DIR / name
+    path.move_to(target)
+    return target
+
+
+def read_valid_runs(files: Iterable[Location]) -> tuple[pa.Table, list[tuple[Location, str]]]:
+    """The valid runs among `files` as one table, and the invalid ones with why."""
+    tables, invalid = [], []
+    for path in files:
+        try:
+            tables.append(check_run(path).cast(SCHEMA))
+        except InvalidResult as error:
+            invalid.append((path, str(error)))
+    table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+    return table.replace_schema_metadata(None), invalid
 
 
 def read_failures(experiment_dir: str | Path | Location) -> list[dict[str, Any]]:
@@ -219,9 +286,5 @@ def find_run_files(paths: Iterable[str | Path | Location]) -> list[Location]:
 
 
 def read_results(paths: Iterable[str | Path | Location]) -> pa.Table:
-    """All runs under `paths` as one table with SCHEMA (empty table when there are none)."""
-    files = find_run_files(paths)
-    if not files:
-        return SCHEMA.empty_table()
-    tables = [read_run(f).cast(SCHEMA) for f in files]
-    return pa.concat_tables(tables).replace_schema_metadata(None)
+    """All valid runs under `paths` as one table with SCHEMA (empty when there are none)."""
+    return read_valid_runs(find_run_files(paths))[0]

@@ -8,11 +8,14 @@ import json
 import os
 import platform
 import re
+import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,18 +25,16 @@ from typing import Any, TextIO
 import ray
 
 from .cluster import ClusterError, auth_problem, check_reachable, recorded_address
+from .collect import DestinationError, save_failure, save_result
 from .config import ConfigError, Resources, RunConfig
 from .data import FashionMNIST
 from .grid import Experiment
-from .plan import Plan, PlannedRun, file_done_runs, label, make_plan
+from .plan import Plan, PlannedRun, label, make_plan, prepare
 from .progress import GridProgress
 from .results import (
     git_commit,
-    history_table,
     library_versions,
     now_iso,
-    write_failure,
-    write_run,
 )
 from .storage import Location
 
@@ -97,18 +98,62 @@ def _train_task(
 
 @dataclass
 class GridOutcome:
-    """What `run_grid` did; `exit_code` is non-zero when any run failed or it was interrupted."""
+    """What `run_grid` did. Exit code: 128 + the signal when interrupted, 1 when a run failed
+    or could not be written, else 0."""
 
     total: int
     skipped: int = 0
     finished: list[dict[str, Any]] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
+    lost: list[DestinationError] = field(default_factory=list)  # finished, kept elsewhere
     cancelled: int = 0
-    interrupted: bool = False
+    signal: int | None = None
+
+    @property
+    def interrupted(self) -> bool:
+        return self.signal is not None
 
     @property
     def exit_code(self) -> int:
-        return 130 if self.interrupted else (1 if self.failed else 0)
+        if self.signal is not None:
+            return 128 + self.signal
+        return 1 if self.failed or self.lost else 0
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, handled as Ctrl-C is."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def _signals(handler) -> Iterator[None]:
+    """Route SIGINT/SIGTERM/SIGHUP to `handler` (None: SIGTERM and SIGHUP raise Interrupted,
+    SIGINT stays KeyboardInterrupt) for a while; only the main thread may set handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    wanted = {signal.SIGTERM: handler, signal.SIGHUP: handler}
+    if handler is None:
+        wanted = dict.fromkeys(wanted, _raise_interrupted)
+    else:
+        wanted[signal.SIGINT] = handler
+    saved = {sig: signal.signal(sig, action) for sig, action in wanted.items()}
+    try:
+        yield
+    finally:
+        for sig, action in saved.items():
+            signal.signal(sig, action)
+
+
+_received: list[int] = []  # signals seen: Ray's wait may re-raise ours as a plain KeyboardInterrupt
+
+
+def _raise_interrupted(signum, frame) -> None:
+    _received.append(signum)
+    raise Interrupted(signum)
 
 
 def connect(address: str | None, num_cpus: int | None = None, num_gpus: int | None = None) -> bool:
@@ -162,7 +207,8 @@ def _stderr_to(file) -> Iterator[None]:
 
 
 def resolve_resources(requested: Resources) -> Resources:
-    """Fill in the GPU share and check that one run fits on some node (else Ray waits forever)."""
+    """Fill in the GPU share and check that one node can hold one run's CPUs and GPUs together
+    (else Ray would wait forever)."""
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
     max_gpus = max((n.get("GPU", 0.0) for n in nodes), default=0.0)
     max_cpus = max((n.get("CPU", 0.0) for n in nodes), default=0.0)
@@ -181,6 +227,13 @@ def resolve_resources(requested: Resources) -> Resources:
         problems.append(
             f"cpus per run {requested.cpus:g}: no node of this cluster has that many CPUs "
             f"(largest: {max_cpus:g})"
+        )
+    fits = [n for n in nodes if n.get("CPU", 0) >= requested.cpus and n.get("GPU", 0) >= gpus]
+    if not problems and not fits:
+        shapes = ", ".join(f"{n.get('CPU', 0):g} CPU + {n.get('GPU', 0):g} GPU" for n in nodes)
+        problems.append(
+            f"{requested.cpus:g} CPU + {gpus:g} GPU per run: no single node has both "
+            f"(nodes: {shapes}); lower --cpus-per-run or --gpus-per-run"
         )
     if problems:
         raise ConfigError(problems)
@@ -212,7 +265,7 @@ def run_grid(
     results: str | Path | Location | None = None,
     train_fn: TrainFn | None = None,
     stream: TextIO = sys.stdout,
-    max_retries: int = 1,
+    max_retries: int = 2,
     resources: Resources | None = None,
     force: bool = False,
 ) -> GridOutcome:
@@ -220,14 +273,16 @@ def run_grid(
     first. An Experiment with `results` is planned here (`resources` overrides its file's).
 
     Each result lands in ROOT/<experiment>/runs/<run_id>.parquet of every experiment that
-    contains the run, the moment it finishes; failures in .../failures/. Results that exist
-    elsewhere under the root are filed, not retrained. Nothing touches Ray's object store
-    when every run is already done.
+    contains the run, the moment it finishes; failures in .../failures/. `max_retries`: Ray's
+    retries of a run whose worker or node died (an exception raised by training is not
+    retried: the same config and seed would raise it again). Ctrl-C, SIGTERM and SIGHUP cancel
+    what is pending and keep every finished run; so does a destination that keeps failing.
     """
     if isinstance(plan, Experiment):
         overrides = resources.model_dump() if resources else None
         plan = make_plan([plan], results, force=force, resources=overrides)
-    file_done_runs(plan)
+    for line in prepare(plan):
+        print(line, file=stream, flush=True)
     todo = plan.todo
     outcome = GridOutcome(total=len(plan.runs), skipped=len(plan.runs) - len(todo))
     if not todo:
@@ -235,77 +290,126 @@ def run_grid(
     resolved = {res: resolve_resources(res) for res in {run.resources for run in todo}}
     for exp in plan.experiments:
         write_manifest(exp, plan.folder(exp.name), plan)
-    commit = git_commit()
+    grid = _Grid(plan, outcome, git_commit(), max_retries)
     data_ref = ray.put(data)  # once; every task reads the same object, no dataset files needed
-    board = ProgressBoard.remote()
-    pending = {}
-    for run in todo:  # submission order is the order Ray starts them in: longest first
+    board = ProgressBoard.options(name=f"fmnist-ray-progress-{uuid.uuid4().hex[:8]}").remote()
+    # One remote function per resource shape: Ray queues each shape's tasks first in, first
+    # out, so submission order is start order (a function per run would race for leases).
+    train_task = ray.remote(_train_task)
+    tasks = {
+        res: train_task.options(num_cpus=res.cpus, num_gpus=res.gpus, max_retries=max_retries)
+        for res in set(resolved.values())
+    }
+    for run in todo:  # longest first
         res = resolved[run.resources]
-        task = ray.remote(_train_task).options(
-            num_cpus=res.cpus, num_gpus=res.gpus, max_retries=max_retries
-        )
-        ref = task.remote(run.config.model_dump_json(), data_ref, res.cpus, board, train_fn)
-        pending[ref] = run
+        ref = tasks[res].remote(run.config.model_dump_json(), data_ref, res.cpus, board, train_fn)
+        grid.pending[ref] = run
     runs = {run.run_id: (label(plan, run), run.config.epochs, run.seconds) for run in todo}
-    progress = GridProgress(runs, stream)
+    grid.progress = GridProgress(runs, stream)
+    _received.clear()
     try:
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
-            for ref in ready:
-                _collect(ref, pending.pop(ref), plan, commit, outcome, progress)
-            progress.update(*ray.get(board.snapshot.remote()))
-    except KeyboardInterrupt:
-        outcome.interrupted = True
-        outcome.cancelled = len(pending)
-        for ref in pending:
-            ray.cancel(ref, force=True)
+        with _signals(None):
+            grid.wait_all(board)
+    except KeyboardInterrupt as interrupt:
+        outcome.signal = getattr(interrupt, "signum", (_received or [signal.SIGINT])[-1])
+        grid.wind_down(stream, "interrupted")
+    except DestinationError as error:
+        outcome.lost.append(error)
+        grid.wind_down(stream, "the results destination is failing")
     finally:
-        progress.close()
+        grid.progress.close()
         ray.kill(board)
     return outcome
 
 
-def _collect(ref, run: PlannedRun, plan: Plan, commit, outcome, progress) -> None:
-    """Write one finished run into each of its experiments (or record its failure there)."""
-    cfg = run.config
+@dataclass
+class _Grid:
+    """The driver's side of a grid in flight: pending task refs, and saving what lands."""
 
-    def failed(headline: str, detail: str) -> None:
-        for name in run.experiments:
-            path = write_failure(plan.folder(name), cfg, detail, failed_at=now_iso(),
-                                 git_commit=commit)  # fmt: skip
-        outcome.failed.append({"config": cfg, "error": headline, "path": path, "run": run})
-        progress.failed(run.run_id, f"{headline[:120]}  -> {path}")
+    plan: Plan
+    outcome: GridOutcome
+    commit: str | None
+    max_retries: int
+    pending: dict[Any, PlannedRun] = field(default_factory=dict)
+    progress: GridProgress | None = None
 
-    try:
-        result = ray.get(ref)
-    except ray.exceptions.RayError as error:
-        cause = getattr(error, "cause", None)
-        message = f"{type(cause or error).__name__}: {cause or error}".strip()
-        # RayTaskError's text is the remote traceback, coloured for terminals: keep it plain.
-        remote = isinstance(error, ray.exceptions.RayTaskError)
-        failed(message.splitlines()[0], ANSI.sub("", str(error)) if remote else message)
-        return
-    except Exception:  # a result we cannot even read is still one run's problem, not the grid's
-        detail = traceback.format_exc()
-        failed(detail.splitlines()[-1], detail)
-        return
-    metadata = result["metadata"] | {"git_commit": commit}
-    for name in run.experiments:
-        table = history_table(cfg, result["history"], result["status"], name, metadata)
-        path = write_run(plan.folder(name), table)
-    final = result["history"][-1]
-    seconds = sum(row["seconds"] for row in result["history"])
-    where = f"node {metadata['host']}" + (
-        f" gpu {','.join(metadata['gpu_ids'])}" if metadata["gpu_ids"] else ""
-    )
-    status = "" if result["status"] == "ok" else f"  {result['status'].upper()}"
-    progress.finished(
-        run.run_id, f"test_acc {final['test_acc']:.4f}  {seconds:.0f}s  {where}{status}"
-    )
-    outcome.finished.append(
-        {"config": cfg, "status": result["status"], "final": final, "seconds": seconds,
-         "path": path, "metadata": metadata, "run": run}
-    )  # fmt: skip
+    def wait_all(self, board) -> None:
+        while self.pending:
+            ready, _ = ray.wait(list(self.pending), num_returns=1, timeout=1.0)
+            for ref in ready:
+                self.collect(ref)
+            board = self.update_progress(board)
+
+    def update_progress(self, board):
+        """Poll the progress actor; if it died, go on without live epochs (never stop)."""
+        if board is None:
+            return None
+        try:
+            self.progress.update(*ray.get(board.snapshot.remote(), timeout=10))
+            return board
+        except ray.exceptions.RayError:
+            print("warning: progress actor lost; runs go on, epochs are no longer shown",
+                  file=self.progress.stream)  # fmt: skip
+            return None
+
+    def wind_down(self, stream: TextIO, why: str) -> None:
+        """Save every run that has finished (collected or not), cancel the rest. Further
+        signals meanwhile only say that saving is under way."""
+
+        def patience(signum, frame) -> None:
+            print(f"{why}: saving finished runs first, then stopping", file=stream, flush=True)
+
+        with _signals(patience):
+            ready, _ = ray.wait(list(self.pending), num_returns=len(self.pending), timeout=0)
+            for ref in ready:
+                try:
+                    self.collect(ref)
+                except DestinationError as error:
+                    self.outcome.lost.append(error)
+            self.outcome.cancelled = len(self.pending)
+            for ref in self.pending:
+                ray.cancel(ref, force=True)
+
+    def collect(self, ref) -> None:
+        """Save one finished run (or record its failure) the moment it lands."""
+        run = self.pending.pop(ref)
+        try:
+            result = ray.get(ref)
+        except ray.exceptions.RayError as error:
+            cause = getattr(error, "cause", None)
+            message = f"{type(cause or error).__name__}: {cause or error}".strip()
+            # RayTaskError's text is the remote traceback, coloured for terminals: keep it plain.
+            remote = isinstance(error, ray.exceptions.RayTaskError)
+            attempts = 1 if remote else self.max_retries + 1  # Ray retries only lost workers
+            self.failed(run, message.splitlines()[0], ANSI.sub("", str(error)) if remote
+                        else message, attempts)  # fmt: skip
+            return
+        except Exception:  # a result we cannot even read is one run's problem, not the grid's
+            detail = traceback.format_exc()
+            self.failed(run, detail.splitlines()[-1], detail, 1)
+            return
+        path = save_result(run, self.plan, result, self.commit)
+        final = result["history"][-1]
+        seconds = sum(row["seconds"] for row in result["history"])
+        meta = result["metadata"]
+        where = f"node {meta['host']}" + (
+            f" gpu {','.join(meta['gpu_ids'])}" if meta["gpu_ids"] else ""
+        )
+        status = "" if result["status"] == "ok" else f"  {result['status'].upper()}"
+        text = f"test_acc {final['test_acc']:.4f}  {seconds:.0f}s  {where}{status}"
+        self.progress.finished(run.run_id, text)
+        self.outcome.finished.append(
+            {"config": run.config, "status": result["status"], "final": final,
+             "seconds": seconds, "path": path, "metadata": meta, "run": run}
+        )  # fmt: skip
+
+    def failed(self, run: PlannedRun, headline: str, detail: str, attempts: int) -> None:
+        path = save_failure(run, self.plan, detail, self.commit, attempts)
+        self.outcome.failed.append(
+            {"config": run.config, "error": headline, "path": path, "run": run,
+             "attempts": attempts}
+        )  # fmt: skip
+        self.progress.failed(run.run_id, f"{headline[:120]}  -> {path}")
 
 
 def shutdown(started_here: bool) -> None:

@@ -3,6 +3,7 @@ file://), behind one small `Location` type, with durable atomic writes on every 
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,11 @@ class Location:
     @property
     def name(self) -> str:
         return self.path.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def parent(self) -> Location:
+        path, uri = self.path.rstrip("/"), self.uri.rstrip("/")
+        return Location(self.fs, path.rsplit("/", 1)[0] or "/", uri.rsplit("/", 1)[0] or "/")
 
     @property
     def stem(self) -> str:
@@ -116,6 +122,41 @@ def _write_local(path: Path, data: bytes) -> None:
         os.fsync(folder)  # the rename itself survives a power loss
     finally:
         os.close(folder)
+
+
+PROBE_BYTES = 256 * 1024  # room for about ten run files: a nearly full disk fails here, not later
+
+
+def preflight(root: Location) -> None:
+    """Before anything starts: create the destination, then write and remove a probe file, so a
+    read-only, full or missing destination is one clear error instead of a failure mid-grid."""
+    try:
+        if root.fs.type_name != "s3":
+            root.fs.create_dir(root.path, recursive=True)
+        probe = root / f".fmnist-ray-probe-{os.getpid()}"
+        probe.write_bytes(b"\0" * PROBE_BYTES)
+        probe.delete()
+    except OSError as error:
+        raise StorageError(f"{root}: cannot write results here: {describe(error)}") from None
+
+
+def describe(error: OSError) -> str:
+    """An OSError in a few words a user can act on."""
+    reasons = {
+        errno.EROFS: "the file system is read-only",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.ENOSPC: "no space left on the device",
+        errno.EDQUOT: "the disk quota is exceeded",
+    }
+    text = str(error)
+    if error.errno in reasons:
+        return reasons[error.errno]
+    if "NO_SUCH_BUCKET" in text or "NoSuchBucket" in text:
+        return "the bucket does not exist (create it first)"
+    if "ACCESS_DENIED" in text or "AccessDenied" in text:
+        return "access denied by the object store"
+    return _first_line(error)
 
 
 def is_uri(where: str | os.PathLike) -> bool:

@@ -125,3 +125,12 @@ def test_missing_or_wrong_token_is_one_clear_line(tmp_path, ray_head, data_dir):
     assert refused.returncode == 2, refused.stderr
     assert refused.stderr.strip().splitlines()[-1].startswith("error: the Ray cluster at")
     assert "InvalidAuthToken" not in refused.stderr.replace("(InvalidAuthToken)", "")
+
+
+def test_run_without_address_never_joins_the_live_head(tmp_path, ray_head, data_dir):
+    """`ray start` recorded this head on the machine; `run` still starts its own Ray (joining a
+    cluster would refuse --num-cpus)."""
+    done = cli("run", grid(tmp_path, seeds=(0,)), "--data-dir", data_dir, "--results",
+               tmp_path / "r", "--num-cpus", "1")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Ray: 1 CPUs, 0 GPUs" in done.stdout

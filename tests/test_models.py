@@ -1,4 +1,4 @@
-"""The networks match SPEC.md: shapes, parameter counts, and what each option changes."""
+"""The networks match docs/study.md: shapes, parameter counts, and what each option changes."""
 
 import pytest
 import torch

@@ -8,7 +8,7 @@ import pytest
 from fmnist_ray.config import RunConfig
 from fmnist_ray.cost import estimate_seconds, lower_bound, makespan
 from fmnist_ray.grid import ExperimentError, load_experiments
-from fmnist_ray.plan import file_done_runs, make_plan
+from fmnist_ray.plan import make_plan, prepare
 from fmnist_ray.results import history_table, read_metadata, read_run, run_path, write_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,7 +62,7 @@ def test_a_result_anywhere_under_the_root_is_filed_not_retrained(tmp_path):
         RunConfig(epochs=1, seed=1).run_id,
         RunConfig(epochs=1, lr=0.002).run_id,
     }
-    assert file_done_runs(plan) == 1
+    assert prepare(plan) == ["filed 1 existing results into the other experiments that hold them"]
     copy = run_path(root / "b", shared.run_id)
     assert copy.exists()
     assert set(read_run(copy).column("experiment").to_pylist()) == {"b"}

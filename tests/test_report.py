@@ -1,71 +1,43 @@
-"""Tests of the report: statistics against hand computation (and textbook values), figures,
-summary tables and edge cases, on hand-made Parquet results (no torch, no ray)."""
+"""Tests of the report on hand-made Parquet results (no torch, no ray): statistics as the pages
+show them, verdicts, base-case lookup, references, figures, and pages whose links all resolve."""
 
 from __future__ import annotations
 
 import math
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pytest
 from matplotlib.colors import to_rgba
+from matplotlib.text import Text
 from scipy import stats
 
 from fmnist_ray.config import RunConfig
-from fmnist_ray.report import (
-    ReportError,
+from fmnist_ray.report import ReportError, default_out_dir, load_reports, make_report
+from fmnist_ray.report.figures import (
     arm_colors,
+    build_figures,
     curve_figure,
-    default_out_dir,
     final_figure,
     grid_roles,
-    load_reports,
-    make_report,
-    seed_stats,
+    overview_figure,
 )
+from fmnist_ray.report.figures.common import REFERENCE_LABEL
+from fmnist_ray.report.model import BETTER, INCOMPLETE, NOT_SIGNIFICANT, WORSE
 from fmnist_ray.results import history_table, write_failure, write_run
 
+REPO = Path(__file__).resolve().parents[1]
+STUDY_REFERENCE = REPO / "study_reference.csv"
 EPOCHS = 3
 BASE_ACC = [0.880, 0.884, 0.889]  # lenet_baseline, seeds 0..2
 LR_ACC = {0.0004: [0.870, 0.874, 0.871], 0.0016: [0.892, 0.897, 0.893]}
 LR_LOSS = {0.0004: [0.40, 0.42, 0.41], 0.0016: [0.30, 0.31, 0.29]}
 DIVERGING_LR = 0.0064  # seed 0 ok at 0.860, seed 1 diverges, seed 2 fails
-# Welch's t-test, Example 1 of https://en.wikipedia.org/wiki/Welch%27s_t-test:
-# t = -2.46, df = 25.0, p = 0.021.
-WELCH_A1 = [
-    27.5,
-    21.0,
-    19.0,
-    23.6,
-    17.0,
-    17.9,
-    16.9,
-    20.1,
-    21.9,
-    22.6,
-    23.1,
-    19.6,
-    19.0,
-    21.7,
-    21.4,
-]
-WELCH_A2 = [
-    27.1,
-    22.0,
-    20.8,
-    23.4,
-    23.4,
-    23.5,
-    25.8,
-    22.0,
-    24.8,
-    20.2,
-    21.9,
-    22.1,
-    22.9,
-    20.5,
-    24.4,
-]
+MINUS = "\u2212"
 
 
 def history(cfg: RunConfig, acc: float, loss: float = 0.3, diverge: bool = False) -> list[dict]:
@@ -134,91 +106,182 @@ def build_study(root: Path) -> Path:
         for step_size in (100, 400, 1600):
             for seed in (0, 1):
                 cfg = RunConfig(
-                    epochs=EPOCHS,
-                    lr=lr,
-                    scheduler="steplr",
-                    step_size=step_size,
-                    gamma=0.9,
+                    epochs=EPOCHS, lr=lr, scheduler="steplr", step_size=step_size, gamma=0.9,
                     seed=seed,
-                )
+                )  # fmt: skip
                 acc = 0.88 + (0.01 if lr == 0.001 else 0) + step_size / 1e6 + seed / 1000
                 add_run(scheduler_dir, cfg, acc)
     return root
+
+
+def build_optimizer(exp_dir: Path, accs: dict[str, list[float]], losses=None) -> Path:
+    """An 'optimizer' experiment (3 seeds, base case adam) with the given final accuracies."""
+    write_experiment_file(
+        exp_dir, "seeds = [0, 1, 2]\n[base]\nepochs = 3\n[grid]\noptimizer = " + str(list(accs))
+    )
+    for optimizer, values in accs.items():
+        for seed, acc in enumerate(values):
+            loss = losses[optimizer][seed] if losses else 0.3
+            add_run(exp_dir, RunConfig(epochs=EPOCHS, optimizer=optimizer, seed=seed), acc, loss)
+    return exp_dir
+
+
+CLEAR = {  # rmsprop clearly above adam, sgd clearly below (the same seeds: paired tests)
+    "adam": [0.880, 0.884, 0.889],
+    "sgd": [0.800, 0.810, 0.805],
+    "rmsprop": [0.900, 0.905, 0.908],
+}
+CLEAR_LOSS = {"adam": [0.15, 0.16, 0.17], "sgd": [0.60, 0.65, 0.62], "rmsprop": [0.15, 0.155, 0.16]}
+LEVEL = {  # every arm within seed noise of adam
+    "adam": [0.880, 0.884, 0.889],
+    "sgd": [0.889, 0.878, 0.886],
+    "rmsprop": [0.884, 0.880, 0.890],
+}
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     """The study's results tree and one full report over it (rendering is the slow part)."""
     root = build_study(tmp_path_factory.mktemp("study") / "results")
-    return root, make_report([root])
+    return root, make_report([root], reference=STUDY_REFERENCE)
+
+
+@pytest.fixture(scope="module")
+def clear(tmp_path_factory):
+    exp_dir = build_optimizer(tmp_path_factory.mktemp("clear") / "optimizer", CLEAR, CLEAR_LOSS)
+    return make_report([exp_dir], reference=STUDY_REFERENCE)
 
 
 def arm(report, label):
     return next(a for a in report.arms if a.label == label)
 
 
-# ---------------------------------------------------------------------------- statistics
+def signed_cell(value: float) -> str:
+    return f"{value:+.2f}".replace("-", MINUS)
 
 
-def test_seed_stats_textbook_values():
-    values = [0.80, 0.82, 0.84]  # mean 0.82, s = 0.02; t(0.975, df=2) = 4.303 from t tables
-    result = seed_stats(values)
-    assert result.mean == pytest.approx(0.82)
-    assert result.std == pytest.approx(0.02)
-    assert result.ci_high - result.mean == pytest.approx(4.303 * 0.02 / math.sqrt(3), rel=1e-3)
-    welch = seed_stats(WELCH_A2, WELCH_A1)
-    assert welch.p_value == pytest.approx(0.021, abs=5e-4)
-    assert welch.diff == pytest.approx(np.mean(WELCH_A2) - np.mean(WELCH_A1))
+def figure_texts(fig) -> str:
+    return "\n".join(t.get_text() for t in fig.findobj(Text))
 
 
-def test_seed_stats_edges_are_honest():
-    single = seed_stats([0.9], base=[0.8, 0.81])
-    assert single.n == 1 and math.isnan(single.std) and math.isnan(single.ci_low)
-    assert single.diff == pytest.approx(0.095) and math.isnan(single.p_value)
-    assert math.isnan(seed_stats([0.9, 0.91], base=[0.8]).p_value)
-    assert math.isnan(seed_stats([0.9, 0.91]).diff)
+# ---------------------------------------------------------------------------- statistics as shown
 
 
-def test_arm_statistics_match_hand_computation(study):
-    root, result = study
+def test_paired_comparison_and_holm_match_hand_computation(study):
+    _, result = study
     report = result.experiments["learning_rate"]
     best = arm(report, "lr=0.0016")
-    accs = np.array(LR_ACC[0.0016])
+    accs, base = np.array(LR_ACC[0.0016]), np.array(BASE_ACC)
     half = stats.t.ppf(0.975, 2) * accs.std(ddof=1) / math.sqrt(3)
-    welch = stats.ttest_ind(accs, BASE_ACC, equal_var=False)
-    assert best.test_acc.n == 3
-    assert best.test_acc.mean == pytest.approx(accs.mean())
-    assert best.test_acc.std == pytest.approx(accs.std(ddof=1))
+    assert best.test_acc.n == 3 and best.test_acc.mean == pytest.approx(accs.mean())
     assert (best.test_acc.ci_low, best.test_acc.ci_high) == pytest.approx(
         (accs.mean() - half, accs.mean() + half)
     )
-    assert best.test_acc.diff == pytest.approx(accs.mean() - np.mean(BASE_ACC))
-    assert best.test_acc.p_value == pytest.approx(welch.pvalue)
+    # Same seeds 0..2 as the borrowed base case: paired over seeds.
+    pairs = stats.ttest_rel(accs, base)
+    low, high = pairs.confidence_interval()
+    other = stats.ttest_rel(LR_ACC[0.0004], base).pvalue  # the only other arm with a test
+    # Holm by hand for m = 2: the smaller p doubles; the larger keeps its value, never below that.
+    smaller, larger = sorted([pairs.pvalue, other])
+    holm = 2 * smaller if pairs.pvalue == smaller else max(2 * smaller, larger)
+    c = best.comparison
+    assert c.test == "paired t" and c.p_value == pytest.approx(pairs.pvalue)
+    assert (c.diff_low, c.diff_high) == pytest.approx((low, high))
+    assert c.p_adjusted == pytest.approx(holm) and c.p_adjusted > 0.05
+    assert best.verdict == NOT_SIGNIFICANT
     assert best.train_loss.mean == pytest.approx(np.mean(LR_LOSS[0.0016]))
-    assert report.best is best
 
     row = (
-        f"| lr=0.0016 ★ best | 3 | {np.mean(LR_LOSS[0.0016]):.4f} | {accs.mean() * 100:.2f} | "
+        f"| lr=0.0016 | 3 | {np.mean(LR_LOSS[0.0016]):.4f} | {accs.mean() * 100:.2f} | "
         f"[{(accs.mean() - half) * 100:.2f}, {(accs.mean() + half) * 100:.2f}] | "
-        f"{(accs.mean() - np.mean(BASE_ACC)) * 100:+.2f} | {welch.pvalue:.3g} | 0 | 0 |"
+        f"{signed_cell((accs.mean() - base.mean()) * 100)} "
+        f"[{signed_cell(low * 100)}, {signed_cell(high * 100)}] | paired t | "
+        f"{pairs.pvalue:.3g} | {holm:.3g} | not significant |"
     )
     summary = (result.out_dir / "learning_rate" / "summary.md").read_text()
     assert row in summary
-    assert "best configuration**: lr=0.0016" in summary
+    assert "**highest mean (not significant)**: lr=0.0016, " in summary
 
 
-def test_welch_textbook_example_through_the_report(tmp_path):
+def test_welch_when_the_seeds_differ(tmp_path):
     exp_dir = tmp_path / "optimizer"
-    for seed, (a1, a2) in enumerate(zip(WELCH_A1, WELCH_A2, strict=True)):
-        add_run(exp_dir, RunConfig(epochs=EPOCHS, seed=seed), a1 / 100)
-        add_run(exp_dir, RunConfig(epochs=EPOCHS, optimizer="sgd", seed=seed), a2 / 100)
-    # Without experiment.toml the base case is the study's (20 epochs): give it an explicit one.
     write_experiment_file(exp_dir, "[base]\nepochs = 3\n[grid]\noptimizer = ['adam', 'sgd']\n")
+    a1 = [27.5, 21.0, 19.0, 23.6, 17.0, 17.9, 16.9, 20.1, 21.9, 22.6, 23.1, 19.6, 19.0, 21.7, 21.4]
+    a2 = [27.1, 22.0, 20.8, 23.4, 23.4, 23.5, 25.8, 22.0, 24.8, 20.2, 21.9, 22.1, 22.9, 20.5, 24.4]
+    for seed, (x1, x2) in enumerate(zip(a1, a2, strict=True)):
+        add_run(exp_dir, RunConfig(epochs=EPOCHS, seed=seed), x1 / 100)
+        add_run(exp_dir, RunConfig(epochs=EPOCHS, optimizer="sgd", seed=100 + seed), x2 / 100)
     (report,) = load_reports([exp_dir])
     sgd = arm(report, "optimizer=sgd")
     assert arm(report, "optimizer=adam") is report.base
-    assert sgd.test_acc.n == 15
-    assert sgd.test_acc.p_value == pytest.approx(0.021, abs=5e-4)
+    assert sgd.comparison.test == "Welch t" and sgd.test_acc.n == 15
+    assert sgd.comparison.p_value == pytest.approx(0.021, abs=5e-4)  # Wikipedia's Example 1
+    assert sgd.comparison.p_adjusted == sgd.comparison.p_value  # one arm: Holm changes nothing
+
+
+# ---------------------------------------------------------------------------- verdicts
+
+
+def test_no_significant_arm_names_no_best_and_no_better(tmp_path):
+    exp_dir = build_optimizer(tmp_path / "results" / "optimizer", LEVEL)
+    result = make_report([exp_dir])
+    report = result.experiments["optimizer"]
+    assert report.winner is None and not report.better and not report.worse
+    assert all(a.verdict == NOT_SIGNIFICANT for a in report.arms if not a.is_base)
+    pages = [result.index_md, result.index_path, *result.summaries["optimizer"]]
+    texts = [page.read_text().lower() for page in pages]
+    texts += [figure_texts(fig).lower() for fig in build_figures(report).values()]
+    texts.append(figure_texts(overview_figure([report])).lower())
+    for text in texts:
+        assert "best" not in text and "better" not in text
+    summary = texts[2]
+    assert "no arm differs significantly from the base case at 95%" in summary
+    assert "**highest mean (not significant)**: optimizer=rmsprop" in summary
+
+
+def test_a_clearly_better_arm_is_named(clear):
+    report = clear.experiments["optimizer"]
+    rmsprop, sgd = arm(report, "optimizer=rmsprop"), arm(report, "optimizer=sgd")
+    assert rmsprop.verdict == BETTER and sgd.verdict == WORSE and report.winner is rmsprop
+    assert rmsprop.comparison.test == "paired t" and rmsprop.comparison.p_adjusted < 0.05
+    summary = clear.summaries["optimizer"][0].read_text()
+    assert "- **better than the base case**: optimizer=rmsprop, 90.43% (+2.00 pp [" in summary
+    assert "- **significantly lower**: optimizer=sgd" in summary
+    assert "| optimizer=rmsprop ★ best | 3 |" in summary
+    assert "| optimizer=adam (base case) | 3 |" in summary
+    page = clear.summaries["optimizer"][1].read_text()
+    assert "<tr class='winner'><td class='text'>optimizer=rmsprop ★ best</td>" in page
+    assert "<tr class='base'><td class='text'>optimizer=adam (base case)</td>" in page
+    labels = final_figure(report).axes[0].get_legend_handles_labels()[1]
+    assert any(label.startswith("best: optimizer=rmsprop (Holm p = ") for label in labels)
+    assert "better than base: optimizer=rmsprop; lower: optimizer=sgd" in clear.index_md.read_text()
+
+
+def test_incomplete_arms_never_win(tmp_path):
+    exp_dir = tmp_path / "activation"
+    write_experiment_file(
+        exp_dir, "seeds = [0, 1, 2]\n[base]\nepochs = 3\n[grid]\nactivation = ['tanh', 'relu']\n"
+    )
+    for seed, acc in enumerate(BASE_ACC):
+        add_run(exp_dir, RunConfig(epochs=EPOCHS, seed=seed), acc)
+    relu = [RunConfig(epochs=EPOCHS, activation="relu", seed=seed) for seed in range(3)]
+    add_run(exp_dir, relu[0], 0.950)  # two lucky survivors, far above the base case
+    add_run(exp_dir, relu[1], 0.952)
+    add_run(exp_dir, relu[2], 0.5, diverge=True)
+    result = make_report([exp_dir])
+    report = result.experiments["activation"]
+    lucky = arm(report, "activation=relu")
+    assert lucky.incomplete and lucky.verdict == INCOMPLETE
+    assert lucky.comparison.test == "Welch t"  # seeds 0, 1 against 0, 1, 2
+    assert lucky.comparison.p_adjusted < 0.05  # significant, and still not singled out
+    assert report.winner is None and report.highest is report.base
+    summary = result.summaries["activation"][0].read_text()
+    assert "| activation=relu | 2 of 3 |" in summary and "| incomplete (2 of 3 seeds) |" in summary
+    assert "**highest mean**: the base case itself" in summary
+    assert (
+        "activation: incomplete arms (fewer ok seeds than planned): activation=relu" in result.notes
+    )
+    assert "best" not in figure_texts(final_figure(report))
 
 
 # ---------------------------------------------------------------------------- base, partial, failures
@@ -241,6 +304,33 @@ def test_base_case_found_in_another_experiment(study):
     assert baseline.base is baseline.arms[0] and not baseline.base_borrowed
 
 
+def test_a_run_shared_by_several_experiment_folders_counts_once(study, tmp_path):
+    # The runner places a run shared by experiments in each of their folders, its experiment
+    # column set to that folder: the optimizer grid holds its own copy of the base case.
+    root, _ = study
+    exp_dir = build_optimizer(tmp_path / "optimizer", {"adam": BASE_ACC, "sgd": [0.76, 0.77, 0.75]})
+    reports = {r.name: r for r in load_reports([root, exp_dir])}
+    optimizer, lr = reports["optimizer"], reports["learning_rate"]
+    assert not optimizer.base_borrowed and optimizer.base.label == "optimizer=adam"
+    assert lr.base_source == "lenet_baseline"  # the dedicated baseline, not the optimizer grid
+    assert lr.base.test_acc.n == 3  # the same three runs, not six
+
+
+def test_local_base_without_finished_runs_is_not_the_base(study, tmp_path):
+    root, _ = study
+    exp_dir = tmp_path / "optimizer"
+    write_experiment_file(
+        exp_dir, "seeds = [0]\n[base]\nepochs = 3\n[grid]\noptimizer = ['adam', 'sgd']\n"
+    )
+    add_run(exp_dir, RunConfig(epochs=EPOCHS, seed=0), 0.5, diverge=True)
+    add_run(exp_dir, RunConfig(epochs=EPOCHS, optimizer="sgd", seed=0), 0.76)
+    report = next(r for r in load_reports([root, exp_dir]) if r.name == "optimizer")
+    adam = arm(report, "optimizer=adam")
+    assert report.base_borrowed and report.base_source == "lenet_baseline"
+    assert not adam.is_base and [a for a in report.shown_arms if a.is_base] == [report.base]
+    assert any("its base arm optimizer=adam has no finished runs" in n for n in report.notes)
+
+
 def test_unrun_base_falls_back_to_the_study_base_case(study, tmp_path):
     root, _ = study
     combined = tmp_path / "combined"  # [base] is wide/max/bn/tanh, but only relu variants run
@@ -251,26 +341,41 @@ def test_unrun_base_falls_back_to_the_study_base_case(study, tmp_path):
     )
     for activation in ("relu", "leaky_relu"):
         cfg = RunConfig(
-            epochs=EPOCHS,
-            channels=(32, 64, 256),
-            pooling="max",
-            batchnorm=True,
-            activation=activation,
-            seed=0,
-        )
+            epochs=EPOCHS, channels=(32, 64, 256), pooling="max", batchnorm=True,
+            activation=activation, seed=0,
+        )  # fmt: skip
         add_run(combined, cfg, 0.92)
     report = next(r for r in load_reports([root, combined]) if r.name == "combined")
     assert report.base_source == "lenet_baseline"
     assert any("compared with the study's base case instead" in note for note in report.notes)
-    assert arm(report, "activation=relu").test_acc.diff == pytest.approx(0.92 - np.mean(BASE_ACC))
+    relu = arm(report, "activation=relu")
+    assert relu.comparison.diff == pytest.approx(0.92 - np.mean(BASE_ACC))
 
 
 def test_no_base_case_anywhere_leaves_differences_blank(study):
     root, _ = study
     (report,) = load_reports([root / "learning_rate"])
     assert report.base is None
-    assert all(math.isnan(a.test_acc.diff) for a in report.arms)
+    assert all(a.comparison is None for a in report.arms)
     assert any("no base case" in note for note in report.notes)
+
+
+def test_train_folder_is_skipped_and_never_lends_its_base(study, tmp_path):
+    root = tmp_path / "results"
+    for name in ("learning_rate", "scheduler"):  # neither holds the base case
+        build = study[0] / name
+        for file in (build / "runs").glob("*.parquet"):
+            (root / name / "runs").mkdir(parents=True, exist_ok=True)
+            (root / name / "runs" / file.name).write_bytes(file.read_bytes())
+    for seed, acc in enumerate(BASE_ACC):  # ad-hoc `fmnist-ray train` runs of the base case
+        add_run(root / "train", RunConfig(epochs=EPOCHS, seed=seed), acc)
+    result = make_report([root])
+    assert set(result.experiments) == {"learning_rate", "scheduler"}
+    assert result.experiments["learning_rate"].base is None
+    assert any(note.startswith(f"skipped {root / 'train'}") for note in result.notes)
+    named = load_reports([root / "train", root / "learning_rate"])
+    assert [r.name for r in named] == ["learning_rate", "train"]
+    assert named[0].base is None  # named, reported, and still not a source of base cases
 
 
 def test_diverged_and_failed_runs_are_listed_and_excluded(study):
@@ -278,14 +383,14 @@ def test_diverged_and_failed_runs_are_listed_and_excluded(study):
     report = result.experiments["learning_rate"]
     risky = arm(report, "lr=0.0064")
     assert risky.test_acc.n == 1 and risky.test_acc.mean == pytest.approx(0.860)
-    assert len(risky.diverged) == 1 and len(risky.failed) == 1
+    assert len(risky.diverged) == 1 and len(risky.failed) == 1 and risky.incomplete
     diverged_id = RunConfig(epochs=EPOCHS, lr=DIVERGING_LR, seed=1).run_id
     failed_id = RunConfig(epochs=EPOCHS, lr=DIVERGING_LR, seed=2).run_id
     summary = (result.out_dir / "learning_rate" / "summary.md").read_text()
     assert f"`{diverged_id}` lr=0.0064, seed 1: loss not finite at epoch 2" in summary
     assert f"`{failed_id}` lr=0.0064, seed 2: RuntimeError: CUDA out of memory" in summary
-    assert "| lr=0.0064 | 1 | 0.5000 | 86.00 | n=1: no interval |" in summary
-    assert "| n=1: no test | 1 | 1 |" in summary
+    assert "| lr=0.0064 | 1 of 3 | 0.5000 | 86.00 | n=1: no interval |" in summary
+    assert "| none (n=1) | – | – | incomplete (1 of 3 seeds) |" in summary
     assert "learning_rate: 1 diverged run, excluded from statistics" in result.notes
     assert "learning_rate: 1 failed run, excluded from statistics" in result.notes
     # 9 expected: 8 have a result file (one of them diverged), 1 failed.
@@ -314,10 +419,11 @@ def test_single_seed_shows_no_interval_and_infers_axes(tmp_path):
     assert report.axes == ["optimizer"]
     assert report.base is arm(report, "optimizer=adam")  # RunConfig() defaults: the base case
     sgd = arm(report, "optimizer=sgd")
-    assert sgd.test_acc.diff == pytest.approx(-0.13) and math.isnan(sgd.test_acc.ci_low)
+    assert sgd.comparison.diff == pytest.approx(-0.13) and math.isnan(sgd.test_acc.ci_low)
     summary = result.summaries["optimizer"][0].read_text()
-    assert "| optimizer=sgd | 1 | 0.3000 | 76.00 | n=1: no interval | -13.00 | n=1: no test |" in (
-        summary
+    assert (
+        f"| optimizer=sgd | 1 | 0.3000 | 76.00 | n=1: no interval | {MINUS}13.00 | none (n=1) | – | – |"
+        in summary
     )
     assert any(
         "no experiment.toml; axes inferred from the runs: optimizer" in n for n in result.notes
@@ -343,7 +449,112 @@ def test_default_out_dir_rule(tmp_path):
     assert default_out_dir(two) == tmp_path / "results" / "report"
 
 
+def test_importing_the_error_loads_no_plotting_and_no_scipy():
+    code = (
+        "import sys; from fmnist_ray.report import ReportError; import fmnist_ray.cli; "
+        "print(sorted(m for m in ('matplotlib', 'scipy') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------------------- references
+
+
+def test_reference_inside_and_outside_the_prediction_interval(clear):
+    report = clear.experiments["optimizer"]
+    checks = {(c.arm.label, c.reference.metric): c for c in report.references}
+    adam, sgd = checks[("optimizer=adam", "test_acc")], checks[("optimizer=sgd", "test_acc")]
+    accs = np.array(CLEAR["adam"])
+    half = stats.t.ppf(0.975, 2) * accs.std(ddof=1) * math.sqrt(1 + 1 / 3)
+    assert (adam.ours.pi_low, adam.ours.pi_high) == pytest.approx(
+        (accs.mean() - half, accs.mean() + half)
+    )
+    assert adam.reference.value == 0.8967 and adam.inside is True
+    assert sgd.reference.value == 0.7593 and sgd.inside is False
+    assert sgd.ours.ci_low > sgd.reference.value  # (and outside the narrower CI of the mean)
+    summary = clear.summaries["optimizer"][0].read_text()
+    assert "| reference (%) | in 95% PI |" in summary
+    assert "| optimizer=sgd | 3 |" in summary and "| 75.93 | outside |" in summary
+    assert "## Published reference values" in summary
+    assert "| optimizer=adam | test_acc | 89.67 | 88.43 | 3 | [87.31, 89.55] |" in summary
+    index = clear.index_md.read_text()
+    assert "- optimizer, optimizer=sgd, test_acc: reference 75.93 outside our 95% PI [" in index
+    assert "- optimizer, optimizer=adam" not in index  # inside: not listed
+    labels = final_figure(report).axes[0].get_legend_handles_labels()[1]
+    assert labels.count(REFERENCE_LABEL) == 1
+    curve = curve_figure(report, "train_loss").axes[0].get_legend_handles_labels()[1]
+    assert curve.count(REFERENCE_LABEL) == 1
+
+
+def test_reference_file_problems_and_no_match(tmp_path):
+    exp_dir = build_optimizer(tmp_path / "results" / "quickstart", LEVEL)
+    result = make_report([exp_dir], reference=STUDY_REFERENCE)
+    assert not result.experiments["quickstart"].references
+    assert "No reference value matches an arm reported here" in result.index_md.read_text()
+    assert any("no value matches an arm reported here" in note for note in result.notes)
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "experiment,arm,metric,value,note\noptimizer,optimizer=adam,test_accuracy,0.9,\n"
+    )
+    with pytest.raises(ReportError, match=r"bad.csv, line 2: metric 'test_accuracy' is not one of"):
+        make_report([exp_dir], reference=bad)
+    bad.write_text("experiment,arm,value\n")
+    with pytest.raises(ReportError, match="missing column"):
+        make_report([exp_dir], reference=bad)
+
+
+def test_cli_report_with_reference(tmp_path):
+    exp_dir = build_optimizer(tmp_path / "optimizer", CLEAR, CLEAR_LOSS)
+    cli = [sys.executable, "-m", "fmnist_ray", "report", exp_dir, "--out", tmp_path / "out"]
+    done = subprocess.run([*map(str, cli), "--reference", str(STUDY_REFERENCE)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "6 of 85 values checked, 1 outside our 95% prediction interval" in done.stdout
+    missing = subprocess.run([*map(str, cli), "--reference", str(tmp_path / "none.csv")],
+                             capture_output=True, text=True)  # fmt: skip
+    assert missing.returncode == 2 and missing.stderr.startswith("error: ")
+    assert "no such reference file" in missing.stderr and "Traceback" not in missing.stderr
+
+
 # ---------------------------------------------------------------------------- files and figures
+
+
+class Links(HTMLParser):
+    """Every href and src of a page, and whether it has a viewport and scrolling tables."""
+
+    def __init__(self):
+        super().__init__()
+        self.targets, self.tags = [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.append((tag, attrs))
+        self.targets += [attrs[key] for key in ("href", "src") if key in attrs]
+
+
+def test_every_link_and_image_of_every_page_resolves(study):
+    root, result = study
+    pages = sorted(result.out_dir.rglob("*.html"))
+    assert len(pages) == 1 + len(result.experiments)
+    for page in pages:
+        parser = Links()
+        parser.feed(page.read_text())
+        assert parser.targets, page
+        for target in parser.targets:
+            assert (page.parent / target).is_file(), f"{page}: {target} does not resolve"
+        tags = [tag for tag, _ in parser.tags]
+        assert (
+            "meta",
+            {"name": "viewport", "content": "width=device-width, initial-scale=1"},
+        ) in parser.tags
+        assert tags.count("table") == sum(
+            1 for t, a in parser.tags if t == "div" and a.get("class") == "scroll"
+        )
+    for page in sorted(result.out_dir.rglob("*.md")):
+        for target in re.findall(r"\]\(([^)]+)\)", page.read_text()):
+            assert (page.parent / target).is_file(), f"{page}: {target} does not resolve"
 
 
 def test_files_written_and_linked(study):
@@ -359,15 +570,35 @@ def test_files_written_and_linked(study):
         )
         assert names == expected and all(p.stat().st_size > 1000 for p in paths), name
         assert all(p.exists() for p in result.summaries[name])
+    assert [p.name for p in result.overview] == ["overview.png", "overview.svg"]
     summary = (root / "report" / "learning_rate" / "summary.md").read_text()
-    assert "![final_test_acc](final_test_acc.png)" in summary
-    assert "partial: 8 of 9 runs" in summary
+    # Figures are paragraphs of their own, not one run-on line.
+    assert "\n\n![train_loss](train_loss.png) ([SVG](train_loss.svg))\n\n![test_acc]" in summary
+    assert "partial: 8 of 9 runs" in summary and "[← all experiments](../index.md)" in summary
+    table = [line for line in summary.splitlines() if line.startswith("|")]
+    assert not any(re.search(r"(?<![\w.])-\d", line) for line in table)  # one minus
     page = (root / "report" / "learning_rate" / "summary.html").read_text()
     assert "lr sweep &lt;fast&gt;" in page and "<img src='train_loss.png'" in page
+    assert "<a href='../index.html'>" in page
     index = result.index_md.read_text()
-    assert "| learning_rate | partial: 8 of 9 runs (1 failed, 0 not run) | lr=0.0016 |" in index
-    assert "[md](learning_rate/summary.md)" in index
+    assert (
+        "| [learning_rate](learning_rate/summary.md) | partial: 8 of 9 runs (1 failed, 0 not run) |"
+        in index
+    )
+    assert "![final test accuracy of every experiment](overview.png)" in index
     assert "href='scheduler/summary.html'" in result.index_path.read_text()
+
+
+def test_overview_has_one_panel_per_experiment(study):
+    _, result = study
+    reports = list(result.experiments.values())
+    fig = overview_figure(reports)
+    assert [ax.get_title() for ax in fig.axes] == [r.name for r in reports]
+    baseline = fig.axes[[r.name for r in reports].index("lenet_baseline")]
+    assert len(baseline.containers) == 1  # one arm, one error bar
+    assert any(line.get_marker() == "D" for line in baseline.get_lines())  # its reference value
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert REFERENCE_LABEL in labels and "base case mean (band: 95% CI)" in labels
 
 
 def test_curve_figures_have_one_line_per_arm_and_the_base(study):
@@ -375,7 +606,7 @@ def test_curve_figures_have_one_line_per_arm_and_the_base(study):
     report = result.experiments["learning_rate"]
     ax = curve_figure(report, "train_loss").axes[0]
     labels = [line.get_label() for line in ax.get_lines()]
-    assert labels == [
+    assert labels[:4] == [
         "lr=0.0004 (n=3)",
         "lr=0.0016 (n=3)",
         "lr=0.0064 (n=1, 1 diverged, 1 failed)",
@@ -390,7 +621,7 @@ def test_curve_figures_have_one_line_per_arm_and_the_base(study):
     assert list(best_line.get_xdata()) == [1, 2, 3]
 
 
-def test_final_figure_marks_base_and_best(study):
+def test_final_figure_marks_base_and_highest(study):
     _, result = study
     report = result.experiments["learning_rate"]
     fig = final_figure(report)
@@ -400,11 +631,8 @@ def test_final_figure_marks_base_and_best(study):
     assert ax.get_xlabel() == "learning rate lr (log scale)"
     labels = ax.get_legend_handles_labels()[1]
     assert f"base case: {np.mean(BASE_ACC) * 100:.2f}% (n=3, from lenet_baseline)" in labels
-    assert "best: lr=0.0016" in labels
-    gain = (np.mean(LR_ACC[0.0016]) - np.mean(BASE_ACC)) * 100
-    assert f"best: lr=0.0016, {np.mean(LR_ACC[0.0016]) * 100:.2f}% ({gain:+.2f} pp" in (
-        ax.get_title(loc="left")
-    )
+    assert "highest mean (not significant): lr=0.0016" in labels
+    assert "highest mean (not significant): lr=0.0016, " in ax.get_title(loc="left")
     assert "final test accuracy" in fig.get_suptitle()
 
 
@@ -418,7 +646,7 @@ def test_two_axis_figure_draws_one_line_per_second_axis_value(study):
     assert lines == ["lr=0.001", "lr=0.01"]
     assert len(ax.containers) == 6 and ax.get_xscale() == "log"
     assert ax.get_xlabel().startswith("StepLR step_size")
-    assert report.best.label == "lr=0.001, step_size=1600"
+    assert all(a.comparison.test == "Welch t" for a in report.arms)  # seeds 0, 1 vs base 0, 1, 2
 
 
 def test_same_arm_same_colour_across_figures(study):

@@ -57,6 +57,12 @@ def test_grid_on_s3_runs_resumes_and_reads_back(tmp_path, s3_uri, data_dir):
     assert again.returncode == 0 and "nothing to train: all 2 runs of exp are done" in again.stdout
     plan = cli("plan", exp, "--results", s3_uri)
     assert "2 runs: 2 done, 0 pending, 0 failed" in plan.stdout, plan.stdout
+    report = cli("report", s3_uri, "--out", tmp_path / "report")
+    assert report.returncode == 0, report.stderr
+    assert (
+        "| fc |" in (tmp_path / "report" / "exp" / "summary.md").read_text()
+        or (tmp_path / "report" / "exp" / "summary.md").exists()
+    )
 
 
 def test_failures_are_recorded_on_s3(tmp_path, s3_uri, small):

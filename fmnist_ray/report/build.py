@@ -1,0 +1,116 @@
+"""`make_report`: read a results tree, analyse each experiment, check published references, and
+write the figures, summary pages and index."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .analysis import summarize_experiment
+from .document import render_html, render_markdown
+from .figures import build_figures, overview_figure, save_figure
+from .load import default_out_dir, load_tree, read_reference
+from .model import OVERVIEW, ExperimentReport, Reference
+from .references import check_references, parse_references
+from .tables import index_blocks, summary_blocks
+
+
+@dataclass
+class ReportResult:
+    """What `make_report` wrote, and the notes the CLI prints."""
+
+    out_dir: Path
+    index_path: Path  # index.html, the page to open first
+    index_md: Path
+    overview: list[Path]  # overview.png and .svg: one panel per experiment
+    summaries: dict[str, list[Path]]  # experiment -> [summary.md, summary.html]
+    figures: dict[str, list[Path]]  # experiment -> PNG and SVG files
+    notes: list[str]
+    experiments: dict[str, ExperimentReport]  # the numbers behind the files
+
+
+def analyze(
+    paths: list[str | Path], references: list[Reference] | None = None
+) -> tuple[list[ExperimentReport], list[str]]:
+    """Every experiment under `paths`, analysed and checked against `references`; plus notes on
+    what was skipped and on reference values that name no arm."""
+    experiments, all_runs, notes = load_tree(paths)
+    reports = [summarize_experiment(files, all_runs) for files in experiments]
+    for report in reports:
+        notes += check_references(report, references or [])
+    return reports, notes
+
+
+def load_reports(paths: list[str | Path]) -> list[ExperimentReport]:
+    """Read every run under `paths` (one table) and analyse each experiment (no files written)."""
+    return analyze(list(paths))[0]
+
+
+def _reference_notes(reports: list[ExperimentReport], source: str, refs: list[Reference]) -> str:
+    checks = [check for report in reports for check in report.references]
+    if not checks:
+        return f"reference {source}: no value matches an arm reported here; nothing checked"
+    outside = sum(check.inside is False for check in checks)
+    return (
+        f"reference {source}: {len(checks)} of {len(refs)} values checked, {outside} outside "
+        "our 95% prediction interval (listed in the index)"
+    )
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^\w.-]", "_", name) or "experiment"
+
+
+def make_report(
+    paths: list[str | Path], out_dir: Path | None = None, reference: Path | None = None
+) -> ReportResult:
+    """Figures and summary tables for every experiment under `paths`.
+
+    `paths`: experiment folders (results/NAME), a results root holding them, or run files;
+    local paths or URIs (s3://bucket/prefix...), read through pyarrow.fs.
+    Writes, under `out_dir`: index.md/.html with overview.png/.svg, and per experiment
+    <NAME>/summary.md/.html and <NAME>/{train_loss,test_acc,final_test_acc}.{png,svg}. Default
+    `out_dir` (see `default_out_dir`): report/ inside the one folder given, else inside the
+    folders' common parent. `reference`: a CSV of published values (references.py) to check.
+    Raises ReportError when a path does not exist, there are no results, or the reference
+    file is malformed.
+    """
+    paths = list(paths)
+    refs = parse_references(read_reference(reference), str(reference)) if reference else None
+    reports, notes = analyze(paths, refs)
+    out_dir = Path(out_dir) if out_dir is not None else default_out_dir(paths)
+    summaries, figures, folders = {}, {}, {}
+    for report in reports:
+        folder = out_dir / _safe_name(report.name)
+        folder.mkdir(parents=True, exist_ok=True)
+        folders[report.name] = folder.name
+        figures[report.name] = [
+            path
+            for name, fig in build_figures(report).items()
+            for path in save_figure(fig, folder, name)
+        ]
+        blocks = summary_blocks(report)
+        summaries[report.name] = [folder / "summary.md", folder / "summary.html"]
+        summaries[report.name][0].write_text(render_markdown(blocks), encoding="utf-8")
+        title = f"{report.name}: summary"
+        summaries[report.name][1].write_text(render_html(title, blocks), encoding="utf-8")
+    overview = save_figure(overview_figure(reports), out_dir, OVERVIEW)
+    notes += [note for report in reports for note in report.notes]
+    given = (Path(reference).name, refs) if refs is not None else None
+    blocks = index_blocks(reports, folders, notes, given)
+    (out_dir / "index.md").write_text(render_markdown(blocks), encoding="utf-8")
+    (out_dir / "index.html").write_text(render_html("fmnist-ray report", blocks), encoding="utf-8")
+    if given is not None:
+        notes.append(_reference_notes(reports, *given))
+    experiments = {report.name: report for report in reports}
+    return ReportResult(
+        out_dir,
+        out_dir / "index.html",
+        out_dir / "index.md",
+        overview,
+        summaries,
+        figures,
+        notes,
+        experiments,
+    )

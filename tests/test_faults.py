@@ -1,0 +1,344 @@
+"""Faults lose nothing and nothing is silently wrong: real processes killed (SIGKILL, SIGTERM),
+a node removed, a destination that is read-only, full or failing, invalid result files, two
+drivers on one folder, and Ctrl-C landing while finished runs wait to be collected."""
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import ray
+from conftest import free_port, wait_for_port
+from ray.cluster_utils import Cluster
+
+from fmnist_ray.collect import SPILL_DIR
+from fmnist_ray.config import RunConfig
+from fmnist_ray.grid import load_experiments
+from fmnist_ray.plan import make_plan
+from fmnist_ray.results import (
+    InvalidResult,
+    check_run,
+    history_table,
+    read_failures,
+    write_run,
+)
+from fmnist_ray.runner import run_grid
+from fmnist_ray.train import train_run
+
+FC = 'model = "fc"\nepochs = 1'
+
+
+def grid(tmp_path, seeds=(0, 1), base=FC, name="exp"):
+    path = tmp_path / f"{name}.toml"
+    path.write_text(f"seeds = {list(seeds)}\n[base]\n{base}\n")
+    return path
+
+
+def cli(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "fmnist_ray", *map(str, args)],
+                          capture_output=True, text=True, timeout=600, **kwargs)  # fmt: skip
+
+
+def start_cli(*args):
+    return subprocess.Popen([sys.executable, "-m", "fmnist_ray", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def wait_for(condition, seconds=300, step=0.2):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if condition():
+            return
+        time.sleep(step)
+    raise TimeoutError("condition not met in time")
+
+
+def results_of(folder: Path) -> list[Path]:
+    return sorted((folder / "runs").glob("*.parquet"))
+
+
+def stop_ray_of(pid: int) -> None:
+    """Processes of the embedded Ray a killed driver started (its session folder ends in the
+    driver's pid): stopped by their own pids."""
+    marker = f"_{pid}/".encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if (
+                    b"/tmp/ray/session_" in (cmd := (entry / "cmdline").read_bytes())
+                    and marker in cmd
+                ):
+                    os.kill(int(entry.name), signal.SIGKILL)
+            except (OSError, ProcessLookupError):
+                pass
+
+
+@pytest.fixture
+def local_ray():
+    yield lambda **kw: ray.init(
+        address="local", include_dashboard=False, logging_level="ERROR", **kw
+    )
+    ray.shutdown()
+
+
+def fake_run(cfg: RunConfig, epochs: int, status="ok", experiment="exp"):
+    rows = [{"epoch": e, "train_loss": 0.5, "train_acc": 0.8, "test_loss": 0.5, "test_acc": 0.8,
+             "last_lr": 0.001, "seconds": 1.0, "images_per_s": 1.0} for e in range(1, epochs + 1)]  # fmt: skip
+    return history_table(cfg, rows, status, experiment, {})
+
+
+def test_check_run_refuses_what_is_not_one_whole_run(tmp_path):
+    cfg = RunConfig(model="fc", epochs=3)
+    good = write_run(tmp_path, fake_run(cfg, 3))
+    assert check_run(good).num_rows == 3
+    short = write_run(tmp_path / "b", fake_run(cfg, 2))
+    with pytest.raises(InvalidResult, match="2 of 3 epochs"):
+        check_run(short)
+    assert check_run(write_run(tmp_path / "c", fake_run(cfg, 2, status="diverged"))).num_rows == 2
+    renamed = tmp_path / "runs" / "000000000000.parquet"
+    renamed.write_bytes(Path(good.path).read_bytes())
+    with pytest.raises(InvalidResult, match="differ from its name"):
+        check_run(renamed)
+    Path(good.path).write_bytes(Path(good.path).read_bytes()[:100])
+    with pytest.raises(InvalidResult, match="not a readable run file"):
+        check_run(good)
+
+
+def test_invalid_files_are_quarantined_retrained_and_named(tmp_path, data_dir):
+    exp, results = grid(tmp_path), tmp_path / "results"
+    assert (
+        cli("run", exp, "--data-dir", data_dir, "--results", results, "--num-cpus", "2").returncode
+        == 0
+    )
+    victim, kept = results_of(results / "exp")
+    victim.write_bytes(victim.read_bytes()[:100])  # truncated
+    pq.write_table(
+        pq.read_table(kept).select(["epoch"]), results / "exp" / "runs" / "stray.parquet"
+    )
+    plan = cli("plan", exp, "--results", results)
+    assert "2 runs: 1 done, 0 pending, 0 failed, 1 corrupt" in plan.stdout, plan.stdout
+    assert "2 invalid result files (`run` moves them to quarantine/" in plan.stdout
+    report = cli("report", results, "--out", tmp_path / "report")
+    assert report.returncode == 0 and "Traceback" not in report.stderr
+    summary = (tmp_path / "report" / "exp" / "summary.md").read_text()
+    assert victim.name in summary and "stray.parquet" in summary
+    again = cli("run", exp, "--data-dir", data_dir, "--results", results, "--num-cpus", "2")
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.count("moved to") == 2 and "1 trained, 1 already done" in again.stdout
+    assert len(list((results / "exp" / "quarantine").iterdir())) == 2
+    assert [p.name for p in results_of(results / "exp")] == sorted([victim.name, kept.name])
+
+
+def mount_tmpfs(target: Path, options: str) -> None:
+    target.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)],
+                          capture_output=True, text=True)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or done.returncode})")
+
+
+@pytest.mark.parametrize("options, reason", [("size=64k", "no space left on the device"),
+                                             ("ro,size=1m", "the file system is read-only")])  # fmt: skip
+def test_full_or_read_only_destination_is_one_clear_error(tmp_path, data_dir, options, reason):
+    target = tmp_path / "mnt"
+    mount_tmpfs(target, options)
+    try:
+        done = cli("run", grid(tmp_path), "--data-dir", data_dir, "--results", target / "results")
+    finally:
+        subprocess.run(["umount", str(target)], check=True)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        f"error: {target / 'results'}: cannot write results here: {reason}"
+    ]
+
+
+def test_missing_bucket_is_one_clear_error(tmp_path, s3_server):
+    uri = f"s3://no-such-bucket/x?endpoint_override={s3_server}&scheme=http"
+    done = cli("run", grid(tmp_path), "--results", uri)
+    assert done.returncode == 2
+    assert "the bucket does not exist" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_sigterm_keeps_finished_runs_and_a_second_driver_is_refused(tmp_path, data_dir):
+    exp, results = grid(tmp_path, seeds=(0, 1, 2, 3, 4)), tmp_path / "results"
+    driver = start_cli("run", exp, "--data-dir", data_dir, "--results", results, "--num-cpus", "1")
+    try:
+        wait_for(lambda: (results / "exp" / ".lock").exists())
+        second = cli("run", exp, "--data-dir", data_dir, "--results", results)
+        assert second.returncode == 2
+        assert f"is in use by another fmnist-ray driver (pid {driver.pid}" in second.stderr
+        wait_for(lambda: len(results_of(results / "exp")) >= 1)
+        driver.send_signal(signal.SIGTERM)
+        out, err = driver.communicate(timeout=120)
+    finally:
+        driver.kill()
+        stop_ray_of(driver.pid)
+    assert driver.returncode == 143, err
+    assert "interrupted (SIGTERM): finished runs are kept" in err and "Traceback" not in err
+    kept = results_of(results / "exp")
+    assert 1 <= len(kept) < 5 and f"{len(kept)} trained" in out
+    assert not (results / "exp" / ".lock").exists()
+    assert all(check_run(p).num_rows == 1 for p in kept)
+
+
+def test_driver_sigkill_loses_nothing_and_rerun_trains_the_rest(tmp_path, data_dir):
+    exp, results = grid(tmp_path, seeds=(0, 1, 2, 3)), tmp_path / "results"
+    driver = start_cli("run", exp, "--data-dir", data_dir, "--results", results, "--num-cpus", "1")
+    try:
+        wait_for(lambda: len(results_of(results / "exp")) >= 1)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(timeout=60)
+    finally:
+        stop_ray_of(driver.pid)
+    kept = results_of(results / "exp")
+    assert [p for p in (results / "exp" / "runs").iterdir() if p.suffix != ".parquet"] == []
+    assert all(check_run(p) for p in kept)
+    again = cli("run", exp, "--data-dir", data_dir, "--results", results, "--num-cpus", "2")
+    assert again.returncode == 0, again.stderr
+    assert "took over" in again.stderr  # the killed driver's lock
+    assert f"{4 - len(kept)} trained, {len(kept)} already done" in again.stdout
+
+
+def test_stale_lock_of_a_gone_process_is_taken_over(tmp_path, data_dir):
+    exp, results = grid(tmp_path, seeds=(0,)), tmp_path / "results"
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    (results / "exp").mkdir(parents=True)
+    (results / "exp" / ".lock").write_text(json.dumps(
+        {"host": os.uname().nodename, "pid": gone.pid, "started_at": "earlier"}))  # fmt: skip
+    done = cli("run", exp, "--data-dir", data_dir, "--results", results, "--num-cpus", "1")
+    assert done.returncode == 0 and f"left by pid {gone.pid} (no longer running)" in done.stderr
+
+
+def test_a_killed_worker_is_retried_and_lands_once(tmp_path, local_ray, small):
+    local_ray(num_cpus=1)
+    marker = tmp_path / "killed-once"
+
+    def dies_once(cfg, data, device, on_epoch=None):
+        if not marker.exists():
+            marker.write_text("x")
+            os.kill(os.getpid(), signal.SIGKILL)
+        return train_run(cfg, data, device, on_epoch)
+
+    plan = make_plan(load_experiments([grid(tmp_path, seeds=(0,))]), tmp_path / "r")
+    outcome = run_grid(plan, small, train_fn=dies_once, stream=io.StringIO(), max_retries=2)
+    assert outcome.exit_code == 0 and len(outcome.finished) == 1 and marker.exists()
+    assert len(results_of(tmp_path / "r" / "exp")) == 1
+    assert read_failures(tmp_path / "r" / "exp") == []
+
+
+def test_a_run_that_keeps_dying_is_recorded_with_its_attempts(tmp_path, local_ray, small):
+    local_ray(num_cpus=1)
+
+    def always_dies(cfg, data, device, on_epoch=None):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    plan = make_plan(load_experiments([grid(tmp_path, seeds=(0,))]), tmp_path / "r")
+    outcome = run_grid(plan, small, train_fn=always_dies, stream=io.StringIO(), max_retries=1)
+    [record] = read_failures(tmp_path / "r" / "exp")
+    assert outcome.exit_code == 1 and record["attempts"] == 2
+
+
+def test_a_node_removed_mid_grid_loses_and_duplicates_nothing(tmp_path, small):
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        doomed = cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, include_dashboard=False, logging_level="ERROR")
+
+        def slow(cfg, data, device, on_epoch=None):
+            time.sleep(4)
+            return train_run(cfg, data, device, on_epoch)
+
+        threading.Timer(2.0, cluster.remove_node, args=(doomed,)).start()
+        plan = make_plan(load_experiments([grid(tmp_path, seeds=(0, 1, 2, 3))]), tmp_path / "r")
+        outcome = run_grid(plan, small, train_fn=slow, stream=io.StringIO(), max_retries=2)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    assert outcome.exit_code == 0 and len(outcome.finished) == 4, outcome.failed
+    assert len(results_of(tmp_path / "r" / "exp")) == 4
+    assert len({item["config"].run_id for item in outcome.finished}) == 4
+
+
+def test_ctrl_c_writes_runs_that_finished_but_were_not_collected(
+    tmp_path, local_ray, small, monkeypatch
+):
+    local_ray(num_cpus=2)
+    real_wait, calls = ray.wait, []
+
+    def wait_then_interrupt(refs, **kwargs):
+        if not calls:
+            calls.append(1)
+            real_wait(refs, num_returns=len(refs), timeout=300)  # every run finishes first
+            raise KeyboardInterrupt
+        return real_wait(refs, **kwargs)
+
+    monkeypatch.setattr(ray, "wait", wait_then_interrupt)
+    plan = make_plan(load_experiments([grid(tmp_path, seeds=(0, 1, 2))]), tmp_path / "r")
+    outcome = run_grid(plan, small, stream=io.StringIO())
+    assert outcome.exit_code == 130 and outcome.cancelled == 0
+    assert len(outcome.finished) == 3 and len(results_of(tmp_path / "r" / "exp")) == 3
+
+
+def test_a_dead_progress_actor_never_stops_the_grid(tmp_path, local_ray, small):
+    local_ray(num_cpus=1)
+
+    def kills_progress(cfg, data, device, on_epoch=None):
+        for name in ray.util.list_named_actors():
+            if name.startswith("fmnist-ray-progress"):
+                ray.kill(ray.get_actor(name))
+        return train_run(cfg, data, device, on_epoch)
+
+    out = io.StringIO()
+    plan = make_plan(load_experiments([grid(tmp_path, seeds=(0, 1))]), tmp_path / "r")
+    outcome = run_grid(plan, small, train_fn=kills_progress, stream=out)
+    assert outcome.exit_code == 0 and len(outcome.finished) == 2
+    assert "progress actor lost" in out.getvalue()
+
+
+def test_a_destination_failing_mid_grid_spills_and_stops(tmp_path, local_ray, small):
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        wait_for_port(port, server)
+        from pyarrow.fs import S3FileSystem
+
+        S3FileSystem(endpoint_override=f"127.0.0.1:{port}", scheme="http",
+                     allow_bucket_creation=True).create_dir("dying")  # fmt: skip
+        uri = f"s3://dying/r?endpoint_override=127.0.0.1:{port}&scheme=http"
+        local_ray(num_cpus=1)
+        server_pid = server.pid
+
+        def storage_dies_at_seed_1(cfg, data, device, on_epoch=None):
+            if cfg.seed == 1:
+                time.sleep(3)  # seed 0 is written by now
+                os.kill(server_pid, signal.SIGKILL)
+            if cfg.seed == 2:
+                time.sleep(120)  # still running when the grid stops: cancelled
+            return train_run(cfg, data, device, on_epoch)
+
+        plan = make_plan(load_experiments([grid(tmp_path, seeds=(0, 1, 2))]), uri)
+        outcome = run_grid(plan, small, train_fn=storage_dies_at_seed_1, stream=io.StringIO())
+    finally:
+        server.kill()
+        server.wait()
+    assert outcome.exit_code == 1 and len(outcome.finished) == 1 and outcome.cancelled == 1
+    [lost] = outcome.lost
+    assert lost.run_id == RunConfig(model="fc", epochs=1, seed=1).run_id
+    spilled = pq.read_table(lost.kept_at)
+    assert lost.kept_at == str(SPILL_DIR / f"{lost.run_id}.parquet") and spilled.num_rows == 1
+    Path(lost.kept_at).unlink()
+
+
+def test_retries_option_is_checked(tmp_path):
+    done = cli("run", grid(tmp_path), "--retries", "-1", "--results", tmp_path / "r")
+    assert done.returncode == 2 and "--retries: -1 is not allowed" in done.stderr
