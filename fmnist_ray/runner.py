@@ -91,7 +91,9 @@ def _train_task(
         "device": outcome.device,
         "device_name": torch.cuda.get_device_name() if device == "cuda" else platform.processor(),
         "torch_threads": threads,
-        "versions": library_versions() | {"torch": torch.__version__, "cuda": torch.version.cuda},
+        # Plain strings: torch's TorchVersion would make the driver import torch to unpickle it.
+        "versions": library_versions()
+        | {"torch": str(torch.__version__), "cuda": torch.version.cuda},
     }
     return {"history": outcome.history, "status": outcome.status, "metadata": metadata}
 

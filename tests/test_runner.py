@@ -232,3 +232,29 @@ def test_runs_start_longest_first(tmp_path, local_ray, small):
                      for _, meta in intervals(tmp_path / "results" / "mixed"))  # fmt: skip
     assert [(model, bs) for _, model, bs in started] == [("lenet5", 20), ("fc", 50), ("fc", 100)]
     assert [run.config.model for run in plan.todo] == ["lenet5", "fc", "fc"]
+
+
+DRIVER_SCRIPT = """
+import io, sys
+import ray
+from fmnist_ray.data import load_fashion_mnist
+from fmnist_ray.grid import load_experiments
+from fmnist_ray.plan import make_plan
+from fmnist_ray.runner import run_grid
+ray.init(address="local", num_cpus=1, include_dashboard=False, logging_level="ERROR")
+data = load_fashion_mnist(sys.argv[1], download=False).subset(1000, 200)
+outcome = run_grid(make_plan(load_experiments([sys.argv[2]]), sys.argv[3]), data, stream=io.StringIO())
+ray.shutdown()
+assert outcome.exit_code == 0 and len(outcome.finished) == 1, outcome
+print("torch in driver:", "torch" in sys.modules)
+"""
+
+
+def test_the_driver_never_imports_torch(tmp_path, data_dir):
+    """Results come back as plain values: a driver that unpickled torch types would load torch
+    (seconds and hundreds of MB per driver; inside a Ray Job it crashed)."""
+    exp = experiment(tmp_path, base='model = "fc"\nepochs = 1', seeds=(0,))
+    done = subprocess.run([sys.executable, "-c", DRIVER_SCRIPT, str(data_dir), str(exp.path),
+                           str(tmp_path / "r")], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "torch in driver: False" in done.stdout
