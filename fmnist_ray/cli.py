@@ -251,11 +251,6 @@ ExperimentPaths = Annotated[
 ]
 
 
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
 @app.command()
 @user_errors
 def plan(
@@ -276,6 +271,7 @@ def plan(
 
     from .grid import load_experiments
     from .plan import make_plan
+    from .progress import clock
 
     exps = load_experiments(experiments)
     the_plan = make_plan(exps, results)
@@ -305,8 +301,8 @@ def plan(
     typer.echo(
         f"to train: {len(the_plan.todo)} run{'s' * (len(the_plan.todo) != 1)}, about "
         f"{work / 3600:.1f} run-hours on one CPU "
-        f"thread each; on {slots} slot{'s' * (slots > 1)}, longest first: about {_clock(wall)} "
-        f"wall (lower bound {_clock(bound)}). Estimates for CPU training; a GPU is far faster."
+        f"thread each; on {slots} slot{'s' * (slots > 1)}, longest first: about {clock(wall)} "
+        f"wall (lower bound {clock(bound)}). Estimates for CPU training; a GPU is far faster."
     )
     typer.echo(f"results: {the_plan.root}")
     if runs or (runs is None and len(exps) == 1):
@@ -330,12 +326,14 @@ def _run_status(run, experiment: str) -> str:
 
 
 def _print_runs(exp, by_id) -> None:
+    from .progress import clock
+
     fields = [*exp.axes, "seed"]
     rows = []
     for cfg in exp.runs:
         run = by_id[cfg.run_id]
         rows.append([cfg.run_id, *(_value(cfg, f) for f in fields), _run_status(run, exp.name),
-                     _clock(run.seconds)])  # fmt: skip
+                     clock(run.seconds)])  # fmt: skip
     typer.echo(f"\n{exp.name}: {exp.description}".rstrip(": "))
     counts = _status_counts([by_id[cfg.run_id] for cfg in exp.runs], exp.name)
     typer.echo(

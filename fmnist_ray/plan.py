@@ -10,7 +10,7 @@ from pathlib import Path
 from .config import Resources, RunConfig, format_value
 from .cost import estimate_seconds, lower_bound, makespan
 from .grid import Experiment
-from .results import FAILURES_DIR, place_run, quarantine, scan_results
+from .results import FAILURES_DIR, RUNS_DIR, place_run, quarantine, scan_results
 from .storage import Location, locate
 
 
@@ -105,6 +105,9 @@ def make_plan(
         run.done_in = [path.path.rsplit("/", 3)[-3] for path in found]
         run.source = found[0] if found else None
         run.failed = not found and run.run_id in failed
+    # Only this invocation's folders are tidied: invalid files elsewhere are no source of ours.
+    mine = {(root / exp.name / RUNS_DIR).path for exp in experiments}
+    corrupt = [(path, why) for path, why in corrupt if path.parent.path in mine]
     for path, _ in corrupt:
         if path.stem in runs:
             runs[path.stem].corrupt_in.append(path.parent.parent.name)

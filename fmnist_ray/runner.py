@@ -8,11 +8,9 @@ import json
 import os
 import platform
 import re
-import signal
 import socket
 import sys
 import tempfile
-import threading
 import time
 import traceback
 import uuid
@@ -31,11 +29,8 @@ from .data import FashionMNIST
 from .grid import Experiment
 from .plan import Plan, PlannedRun, label, make_plan, prepare
 from .progress import GridProgress
-from .results import (
-    git_commit,
-    library_versions,
-    now_iso,
-)
+from .results import git_commit, library_versions, now_iso
+from .signals import interruptible, patient, signal_of
 from .storage import Location
 
 DEFAULT_GPUS_PER_RUN = 0.25  # small models: four runs share one GPU unless told otherwise
@@ -120,42 +115,6 @@ class GridOutcome:
         if self.signal is not None:
             return 128 + self.signal
         return 1 if self.failed or self.lost else 0
-
-
-class Interrupted(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, handled as Ctrl-C is."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-@contextmanager
-def _signals(handler) -> Iterator[None]:
-    """Route SIGINT/SIGTERM/SIGHUP to `handler` (None: SIGTERM and SIGHUP raise Interrupted,
-    SIGINT stays KeyboardInterrupt) for a while; only the main thread may set handlers."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    wanted = {signal.SIGTERM: handler, signal.SIGHUP: handler}
-    if handler is None:
-        wanted = dict.fromkeys(wanted, _raise_interrupted)
-    else:
-        wanted[signal.SIGINT] = handler
-    saved = {sig: signal.signal(sig, action) for sig, action in wanted.items()}
-    try:
-        yield
-    finally:
-        for sig, action in saved.items():
-            signal.signal(sig, action)
-
-
-_received: list[int] = []  # signals seen: Ray's wait may re-raise ours as a plain KeyboardInterrupt
-
-
-def _raise_interrupted(signum, frame) -> None:
-    _received.append(signum)
-    raise Interrupted(signum)
 
 
 def connect(address: str | None, num_cpus: int | None = None, num_gpus: int | None = None) -> bool:
@@ -293,27 +252,15 @@ def run_grid(
     for exp in plan.experiments:
         write_manifest(exp, plan.folder(exp.name), plan)
     grid = _Grid(plan, outcome, git_commit(), max_retries)
-    data_ref = ray.put(data)  # once; every task reads the same object, no dataset files needed
     board = ProgressBoard.options(name=f"fmnist-ray-progress-{uuid.uuid4().hex[:8]}").remote()
-    # One remote function per resource shape: Ray queues each shape's tasks first in, first
-    # out, so submission order is start order (a function per run would race for leases).
-    train_task = ray.remote(_train_task)
-    tasks = {
-        res: train_task.options(num_cpus=res.cpus, num_gpus=res.gpus, max_retries=max_retries)
-        for res in set(resolved.values())
-    }
-    for run in todo:  # longest first
-        res = resolved[run.resources]
-        ref = tasks[res].remote(run.config.model_dump_json(), data_ref, res.cpus, board, train_fn)
-        grid.pending[ref] = run
     runs = {run.run_id: (label(plan, run), run.config.epochs, run.seconds) for run in todo}
     grid.progress = GridProgress(runs, stream)
-    _received.clear()
     try:
-        with _signals(None):
+        with interruptible():
+            grid.submit(todo, resolved, data, board, train_fn)
             grid.wait_all(board)
     except KeyboardInterrupt as interrupt:
-        outcome.signal = getattr(interrupt, "signum", (_received or [signal.SIGINT])[-1])
+        outcome.signal = signal_of(interrupt)
         grid.wind_down(stream, "interrupted")
     except DestinationError as error:
         outcome.lost.append(error)
@@ -334,6 +281,23 @@ class _Grid:
     max_retries: int
     pending: dict[Any, PlannedRun] = field(default_factory=dict)
     progress: GridProgress | None = None
+
+    def submit(self, todo, resolved, data, board, train_fn) -> None:
+        """One task per run, in the order given (longest first)."""
+        data_ref = ray.put(data)  # once; every task reads the same object, no dataset files
+        # One remote function per resource shape: Ray queues each shape's tasks first in, first
+        # out, so submission order is start order (a function per run would race for leases).
+        train_task = ray.remote(_train_task)
+        tasks = {
+            res: train_task.options(
+                num_cpus=res.cpus, num_gpus=res.gpus, max_retries=self.max_retries
+            )
+            for res in set(resolved.values())
+        }
+        for run in todo:
+            res = resolved[run.resources]
+            config = run.config.model_dump_json()
+            self.pending[tasks[res].remote(config, data_ref, res.cpus, board, train_fn)] = run
 
     def wait_all(self, board) -> None:
         while self.pending:
@@ -358,11 +322,12 @@ class _Grid:
         """Save every run that has finished (collected or not), cancel the rest. Further
         signals meanwhile only say that saving is under way."""
 
-        def patience(signum, frame) -> None:
+        def say() -> None:
             print(f"{why}: saving finished runs first, then stopping", file=stream, flush=True)
 
-        with _signals(patience):
-            ready, _ = ray.wait(list(self.pending), num_returns=len(self.pending), timeout=0)
+        with patient(say):
+            refs = list(self.pending)
+            ready = ray.wait(refs, num_returns=len(refs), timeout=0)[0] if refs else []
             for ref in ready:
                 try:
                     self.collect(ref)

@@ -96,3 +96,17 @@ def test_makespan_and_its_lower_bound():
     assert makespan([5, 1, 1, 1], 2) == 5  # longest first: at the bound
     assert lower_bound([5, 1, 1, 1], 2) == 5
     assert lower_bound([2, 2, 2, 2], 2) == 4
+
+
+def test_only_this_invocation_s_invalid_files_are_tidied(tmp_path):
+    mine = write(tmp_path, "mine", "seeds = [0]\n[base]\nepochs = 1\n")
+    root = tmp_path / "results"
+    for name in ("mine", "other"):
+        (root / name / "runs").mkdir(parents=True)
+        (root / name / "runs" / "broken.parquet").write_bytes(b"not parquet")
+    plan = make_plan(load_experiments([mine]), root)
+    assert [path.parent.parent.name for path, _ in plan.corrupt] == ["mine"]
+    [line] = prepare(plan)
+    assert line.startswith(f"warning: {root / 'mine' / 'runs' / 'broken.parquet'}: not a readable")
+    assert (root / "other" / "runs" / "broken.parquet").exists()
+    assert len(list((root / "mine" / "quarantine").iterdir())) == 1
