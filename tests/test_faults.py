@@ -342,3 +342,16 @@ def test_a_destination_failing_mid_grid_spills_and_stops(tmp_path, local_ray, sm
 def test_retries_option_is_checked(tmp_path):
     done = cli("run", grid(tmp_path), "--retries", "-1", "--results", tmp_path / "r")
     assert done.returncode == 2 and "--retries: -1 is not allowed" in done.stderr
+
+
+def test_an_address_nothing_listens_on_fails_within_seconds(tmp_path, data_dir):
+    dead = f"127.0.0.1:{free_port()}"
+    start = time.time()
+    done = cli("run", grid(tmp_path), "--address", dead, "--data-dir", data_dir,
+               "--results", tmp_path / "r")  # fmt: skip
+    assert done.returncode == 2 and time.time() - start < 60
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"error: cannot reach a Ray cluster at {dead} (Connection refused)")
+    )
