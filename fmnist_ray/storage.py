@@ -55,9 +55,6 @@ class Location:
     def exists(self) -> bool:
         return self.kind() != pafs.FileType.NotFound
 
-    def is_dir(self) -> bool:
-        return self.kind() == pafs.FileType.Directory
-
     def files(self, suffix: str = "", recursive: bool = False) -> list[Location]:
         """Files below this folder whose names end with `suffix`, sorted; none if it is missing."""
         selector = pafs.FileSelector(self.path, recursive=recursive, allow_not_found=True)
