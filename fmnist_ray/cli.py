@@ -5,7 +5,6 @@ on stderr and exit code 2, never a traceback."""
 from __future__ import annotations
 
 import functools
-import signal
 import socket
 import sys
 from pathlib import Path
@@ -18,7 +17,6 @@ from .config import (
     ConfigError,
     RunConfig,
     allowed_values,
-    format_value,
     make_config,
 )
 
@@ -232,19 +230,6 @@ def epoch_line(cfg: RunConfig, row: dict[str, Any]) -> str:
     )
 
 
-def format_table(header: list[str], rows: list[list[Any]]) -> str:
-    """A plain fixed-width text table."""
-    cells = [header] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def _value(cfg: RunConfig, name: str) -> str:
-    return format_value(getattr(cfg, name))
-
-
 ExperimentPaths = Annotated[
     list[Path],
     typer.Argument(help="Experiment files or folders of them, e.g. experiments/ or lr.toml."),
@@ -269,83 +254,17 @@ def plan(
     """Show the runs experiment files expand to, which are done, and what they will cost."""
     import os
 
+    from .console import plan_overview, run_table
     from .grid import load_experiments
     from .plan import make_plan
-    from .progress import clock
 
     exps = load_experiments(experiments)
     the_plan = make_plan(exps, results)
-    by_id = {run.run_id: run for run in the_plan.runs}
-    rows = []
-    for exp in exps:
-        mine = [by_id[cfg.run_id] for cfg in exp.runs]
-        counts = _status_counts(mine, exp.name)
-        shared = sum(len(run.experiments) > 1 for run in mine)
-        rows.append([exp.name, len(mine), shared, *counts.values(), ", ".join(exp.axes) or "-"])
-    typer.echo(format_table(["experiment", "runs", "shared", *counts, "varies"], rows))
-    unique = the_plan.runs
-    done = sum(run.done for run in unique)
-    failed = sum(run.failed for run in unique)
-    corrupt = len(the_plan.corrupt)
-    typer.echo(
-        f"\n{len(exps)} experiment{'s' * (len(exps) > 1)}: {the_plan.planned} planned runs, "
-        f"{len(unique)} unique ({the_plan.planned - len(unique)} shared by several experiments "
-        f"train once); {done} done, {len(unique) - done - failed} pending, {failed} failed"
-        + (f"; {corrupt} invalid result file{'s' * (corrupt > 1)} (`run` moves them to "
-           "quarantine/ and trains their runs again)" if corrupt else "")
-    )  # fmt: skip
     cpus = max((run.resources.cpus for run in the_plan.todo), default=1.0)
-    slots = slots or max(1, int((os.cpu_count() or 1) // cpus))
-    wall, bound = the_plan.wall_seconds(slots)
-    work = sum(run.seconds for run in the_plan.todo)
-    typer.echo(
-        f"to train: {len(the_plan.todo)} run{'s' * (len(the_plan.todo) != 1)}, about "
-        f"{work / 3600:.1f} run-hours on one CPU "
-        f"thread each; on {slots} slot{'s' * (slots > 1)}, longest first: about {clock(wall)} "
-        f"wall (lower bound {clock(bound)}). Estimates for CPU training; a GPU is far faster."
-    )
-    typer.echo(f"results: {the_plan.root}")
+    typer.echo(plan_overview(the_plan, slots or max(1, int((os.cpu_count() or 1) // cpus))))
     if runs or (runs is None and len(exps) == 1):
         for exp in exps:
-            _print_runs(exp, by_id)
-
-
-def _status_counts(runs, experiment: str) -> dict[str, int]:
-    counts = {"done": 0, "to file": 0, "pending": 0, "failed": 0, "corrupt": 0}
-    for run in runs:
-        counts[_run_status(run, experiment)] += 1
-    return counts
-
-
-def _run_status(run, experiment: str) -> str:
-    if experiment in run.done_in:
-        return "done"
-    if run.done:
-        return "to file"
-    return "corrupt" if experiment in run.corrupt_in else "failed" if run.failed else "pending"
-
-
-def _print_runs(exp, by_id) -> None:
-    from .progress import clock
-
-    fields = [*exp.axes, "seed"]
-    rows = []
-    for cfg in exp.runs:
-        run = by_id[cfg.run_id]
-        rows.append([cfg.run_id, *(_value(cfg, f) for f in fields), _run_status(run, exp.name),
-                     clock(run.seconds)])  # fmt: skip
-    typer.echo(f"\n{exp.name}: {exp.description}".rstrip(": "))
-    counts = _status_counts([by_id[cfg.run_id] for cfg in exp.runs], exp.name)
-    typer.echo(
-        f"{len(exp.runs)} runs: " + ", ".join(f"{n} {name}" for name, n in counts.items() if n or
-                                              name not in ("to file", "corrupt"))
-        + f"; seeds {', '.join(map(str, exp.seeds))}; "
-        f"varies: {', '.join(exp.axes) or 'nothing but the seed'}"
-    )  # fmt: skip
-    gpus = exp.resources.gpus
-    gpu_text = f"{gpus:g}" if gpus is not None else "auto (0.25 when the cluster has GPUs, else 0)"
-    typer.echo(f"resources per run: {exp.resources.cpus:g} CPU, GPU {gpu_text}\n")
-    typer.echo(format_table(["run_id", *fields, "status", "estimate"], rows))
+            typer.echo(run_table(the_plan, exp))
 
 
 @app.command()
@@ -448,48 +367,14 @@ def _train_plan(the_plan, address, num_cpus, num_gpus, data_dir, download, retri
         outcome = runner.run_grid(the_plan, data, max_retries=retries)
     finally:
         runner.shutdown(started_here)
-    print_grid_summary(the_plan, outcome)
+    from .console import grid_summary
+
+    out, err = grid_summary(the_plan, outcome)
+    typer.echo(out)
+    for line in err:
+        typer.echo(line, err=True)
     if outcome.exit_code:
         raise typer.Exit(outcome.exit_code)
-
-
-def print_grid_summary(the_plan, outcome) -> None:
-    """A table of what this invocation trained, then one line of counts."""
-    rows = []
-    for item in sorted(outcome.finished, key=lambda i: the_plan.runs.index(i["run"])):
-        cfg, final = item["config"], item["final"]
-        rows.append([cfg.run_id, _label(the_plan, item["run"]), item["status"],
-                     f"{final['test_acc']:.4f}", f"{item['seconds']:.0f}"])  # fmt: skip
-    for item in outcome.failed:
-        rows.append([item["config"].run_id, _label(the_plan, item["run"]), "FAILED", "-", "-"])
-    if rows:
-        typer.echo("\n" + format_table(["run_id", "run", "status", "test_acc", "seconds"], rows))
-    typer.echo(
-        f"\n{len(outcome.finished)} trained, {outcome.skipped} already done, "
-        f"{len(outcome.failed)} failed"
-        + (f", {outcome.cancelled} cancelled" if outcome.cancelled else "")
-        + (f", {len(outcome.lost)} not saved" if outcome.lost else "")
-        + f" -> {the_plan.root}"
-    )
-    for item in outcome.failed:
-        typer.echo(f"failed: {item['config'].run_id}: {item['error']} (details: {item['path']})",
-                   err=True)  # fmt: skip
-    for lost in outcome.lost:
-        typer.echo(f"not saved: {lost.run_id}: {lost.reason}; its history is kept at "
-                   f"{lost.kept_at}", err=True)  # fmt: skip
-    if outcome.lost:
-        typer.echo("stopped: the results destination is failing; pending runs were cancelled. "
-                   "Fix it and run the same command to resume.", err=True)  # fmt: skip
-    if outcome.interrupted:
-        name = signal.Signals(outcome.signal).name
-        typer.echo(f"interrupted ({name}): finished runs are kept; run the same command to "
-                   "resume.", err=True)  # fmt: skip
-
-
-def _label(the_plan, run) -> str:
-    from .plan import label
-
-    return label(the_plan, run)
 
 
 @app.command()

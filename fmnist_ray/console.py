@@ -1,0 +1,133 @@
+"""What `plan` and `run` print: the plan's tables and estimates, and a grid's summary. Plain
+text built from plans and outcomes (no Ray, no torch), so the commands only echo it."""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+from .config import format_value
+from .grid import Experiment
+from .plan import Plan, PlannedRun, label
+from .progress import clock
+
+STATUSES = ("done", "to file", "pending", "failed", "corrupt")
+
+
+def format_table(header: list[str], rows: list[list[Any]]) -> str:
+    """A plain fixed-width text table."""
+    cells = [header] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def run_status(run: PlannedRun, experiment: str) -> str:
+    """A run as seen from one experiment's folder."""
+    if experiment in run.done_in:
+        return "done"
+    if run.done:
+        return "to file"
+    return "corrupt" if experiment in run.corrupt_in else "failed" if run.failed else "pending"
+
+
+def _counts(plan: Plan, exp: Experiment) -> dict[str, int]:
+    counts = dict.fromkeys(STATUSES, 0)
+    for run in _runs_of(plan, exp):
+        counts[run_status(run, exp.name)] += 1
+    return counts
+
+
+def _runs_of(plan: Plan, exp: Experiment) -> list[PlannedRun]:
+    by_id = {run.run_id: run for run in plan.runs}
+    return [by_id[cfg.run_id] for cfg in exp.runs]
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' * (count != 1)}"
+
+
+def plan_overview(plan: Plan, slots: int) -> str:
+    """One row per experiment, the unique and done counts, and the wall-time estimate."""
+    rows = []
+    for exp in plan.experiments:
+        shared = sum(len(run.experiments) > 1 for run in _runs_of(plan, exp))
+        counts = _counts(plan, exp)
+        rows.append([exp.name, len(exp.runs), shared, *counts.values(), ", ".join(exp.axes) or "-"])
+    unique, corrupt = plan.runs, len(plan.corrupt)
+    done, failed = sum(run.done for run in unique), sum(run.failed for run in unique)
+    wall, bound = plan.wall_seconds(slots)
+    work = sum(run.seconds for run in plan.todo)
+    lines = [
+        format_table(["experiment", "runs", "shared", *STATUSES, "varies"], rows),
+        "",
+        f"{_plural(len(plan.experiments), 'experiment')}: {plan.planned} planned runs, "
+        f"{len(unique)} unique ({plan.planned - len(unique)} shared by several experiments "
+        f"train once); {done} done, {len(unique) - done - failed} pending, {failed} failed"
+        + (
+            f"; {_plural(corrupt, 'invalid result file')} (`run` moves them to quarantine/ and "
+            "trains their runs again)"
+            if corrupt
+            else ""
+        ),  # fmt: skip
+        f"to train: {_plural(len(plan.todo), 'run')}, about {work / 3600:.1f} run-hours on one "
+        f"CPU thread each; on {_plural(slots, 'slot')}, longest first: about {clock(wall)} wall "
+        f"(lower bound {clock(bound)}). Estimates for CPU training; a GPU is far faster.",
+        f"results: {plan.root}",
+    ]
+    return "\n".join(lines)
+
+
+def run_table(plan: Plan, exp: Experiment) -> str:
+    """Every run of one experiment: its values, status and estimated duration."""
+    fields = [*exp.axes, "seed"]
+    rows = [
+        [run.run_id, *(format_value(getattr(run.config, f)) for f in fields),
+         run_status(run, exp.name), clock(run.seconds)]
+        for run in _runs_of(plan, exp)
+    ]  # fmt: skip
+    counts = _counts(plan, exp)
+    shown = ", ".join(f"{n} {name}" for name, n in counts.items()
+                      if n or name not in ("to file", "corrupt"))  # fmt: skip
+    gpus = exp.resources.gpus
+    gpu_text = f"{gpus:g}" if gpus is not None else "auto (0.25 when the cluster has GPUs, else 0)"
+    return "\n".join([
+        "",
+        f"{exp.name}: {exp.description}".rstrip(": "),
+        f"{len(exp.runs)} runs: {shown}; seeds {', '.join(map(str, exp.seeds))}; "
+        f"varies: {', '.join(exp.axes) or 'nothing but the seed'}",
+        f"resources per run: {exp.resources.cpus:g} CPU, GPU {gpu_text}",
+        "",
+        format_table(["run_id", *fields, "status", "estimate"], rows),
+    ])  # fmt: skip
+
+
+def grid_summary(plan: Plan, outcome) -> tuple[str, list[str]]:
+    """(the table of what this invocation trained and a line of counts, lines for stderr)."""
+    rows = []
+    for item in sorted(outcome.finished, key=lambda i: plan.runs.index(i["run"])):
+        final = item["final"]
+        rows.append([item["config"].run_id, label(plan, item["run"]), item["status"],
+                     f"{final['test_acc']:.4f}", f"{item['seconds']:.0f}"])  # fmt: skip
+    for item in outcome.failed:
+        rows.append([item["config"].run_id, label(plan, item["run"]), "FAILED", "-", "-"])
+    table = format_table(["run_id", "run", "status", "test_acc", "seconds"], rows)
+    counts = (
+        f"{len(outcome.finished)} trained, {outcome.skipped} already done, "
+        f"{len(outcome.failed)} failed"
+        + (f", {outcome.cancelled} cancelled" if outcome.cancelled else "")
+        + (f", {len(outcome.lost)} not saved" if outcome.lost else "")
+        + f" -> {plan.root}"
+    )
+    err = [f"failed: {item['config'].run_id}: {item['error']} (details: {item['path']})"
+           for item in outcome.failed]  # fmt: skip
+    err += [f"not saved: {lost.run_id}: {lost.reason}; its history is kept at {lost.kept_at}"
+            for lost in outcome.lost]  # fmt: skip
+    if outcome.lost:
+        err.append("stopped: the results destination is failing; pending runs were cancelled. "
+                   "Fix it and run the same command to resume.")  # fmt: skip
+    if outcome.interrupted:
+        err.append(f"interrupted ({signal.Signals(outcome.signal).name}): finished runs are "
+                   "kept; run the same command to resume.")  # fmt: skip
+    return ("\n" + table + "\n" if rows else "") + "\n" + counts, err
