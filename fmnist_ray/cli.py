@@ -191,6 +191,7 @@ def train(
         "started_at": started_at,
         "ended_at": now_iso(),
         "device": outcome.device,
+        "training_step": outcome.step,
         "torch_threads": torch.get_num_threads(),
         "git_commit": git_commit(),
         "versions": library_versions(),
@@ -282,11 +283,14 @@ def run(
         float | None,
         typer.Option(
             help="GPUs per run; fractions pack runs (0.25 = 4 per GPU). Default: "
-            "the file's [resources], else 0.25 with GPUs, 0 without."
+            "the file's resources table, else 0.25 with GPUs, 0 without."
         ),  # fmt: skip
     ] = None,
     cpus_per_run: Annotated[
-        float | None, typer.Option(help="CPUs per run (torch threads). Default: file, else 1.")
+        float | None,
+        typer.Option(
+            help="CPUs per run (torch threads). Default: the file's resources table, else 1."
+        ),
     ] = None,
     results: ResultsDir = "results",
     data_dir: DataDir = None,
