@@ -84,6 +84,7 @@ def _train_task(
         "gpu_ids": gpu_ids,
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "device": outcome.device,
+        "training_step": outcome.step,
         "device_name": torch.cuda.get_device_name() if device == "cuda" else platform.processor(),
         "torch_threads": threads,
         # Plain strings: torch's TorchVersion would make the driver import torch to unpickle it.

@@ -15,6 +15,7 @@ from torch import nn
 from .config import RunConfig
 from .data import DeviceData, FashionMNIST
 from .models import build_model
+from .steps import EagerStep, make_step
 
 METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "last_lr", "seconds", "images_per_s")
 EVAL_BATCH = 1000
@@ -29,6 +30,7 @@ class RunOutcome:
     history: list[dict] = field(default_factory=list)
     status: str = "ok"
     device: str = "cpu"
+    step: str = "eager"  # or "cuda_graph" (fmnist_ray.steps)
 
     @property
     def final(self) -> dict:
@@ -52,13 +54,14 @@ def make_loss(cfg: RunConfig) -> Callable[[torch.Tensor, torch.Tensor], torch.Te
     return lambda probs, y: F.mse_loss(probs, F.one_hot(y, num_classes=10).to(probs.dtype))
 
 
-def make_optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
-    """Adam, plain SGD (no momentum unless set) or RMSprop; other arguments at PyTorch defaults."""
-    extra = {"weight_decay": cfg.weight_decay}
+def make_optimizer(cfg: RunConfig, params, **options) -> torch.optim.Optimizer:
+    """Adam, plain SGD (no momentum unless set) or RMSprop; other arguments at PyTorch defaults.
+    `options` (a CUDA graph's `capturable`, a tensor `lr`) override."""
+    extra = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
     if cfg.momentum is not None:
         extra["momentum"] = cfg.momentum
     optimizers = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop}
-    return optimizers[cfg.optimizer](params, lr=cfg.lr, **extra)
+    return optimizers[cfg.optimizer](params, **(extra | options))
 
 
 def make_scheduler(cfg: RunConfig, optimizer: torch.optim.Optimizer):
@@ -87,30 +90,21 @@ def evaluate(model: nn.Module, loss_fn, data: DeviceData) -> tuple[float, float]
     return loss_sum.item() / n, correct.item() / n
 
 
-def _train_epoch(model, loss_fn, optimizer, scheduler, data, cfg, shuffle) -> tuple[float, float]:
+def _train_epoch(step: EagerStep, scheduler, data, cfg, shuffle) -> tuple[float, float]:
     """One epoch; returns (mean batch loss, accuracy). Stops early, returning a non-finite loss,
     within DIVERGENCE_CHECK_STEPS batches of the first non-finite one."""
-    model.train()
-    loss_sum = torch.zeros((), device=data.device)
-    correct = torch.zeros((), device=data.device, dtype=torch.long)
+    step.model.train()
+    step.reset()
     batches = seen = 0
     for x, y in data.train_batches(cfg.batch_size, shuffle):
-        out = model(x)
-        loss = loss_fn(out, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        step(x, y)
         if scheduler is not None:
             scheduler.step()
-        # Accumulate on the device; a NaN/inf stays in the sum, so checking the sum every few
-        # steps catches divergence without a host sync per batch.
-        loss_sum += loss.detach()
-        correct += (out.detach().argmax(dim=1) == y).sum()
         batches += 1
         seen += len(y)
-        if batches % DIVERGENCE_CHECK_STEPS == 0 and not torch.isfinite(loss_sum).item():
+        if batches % DIVERGENCE_CHECK_STEPS == 0 and not torch.isfinite(step.loss_sum).item():
             break
-    return loss_sum.item() / batches, correct.item() / seen
+    return step.loss_sum.item() / batches, step.correct.item() / seen
 
 
 def train_run(
@@ -118,33 +112,32 @@ def train_run(
     data: FashionMNIST | DeviceData,
     device: torch.device | str | None = None,
     on_epoch: Callable[[dict], None] | None = None,
+    cuda_graphs: bool = True,
 ) -> RunOutcome:
-    """Train one config; a NaN/inf loss stops the run with status `diverged`, history kept."""
+    """Train one config; a NaN/inf loss stops the run with status `diverged`, history kept.
+    On CUDA the step is a CUDA graph unless `cuda_graphs` is False (fmnist_ray.steps)."""
     device = pick_device(str(device) if device is not None else None)
     data = data.to(device) if isinstance(data, DeviceData) else DeviceData(data, device)
     torch.manual_seed(cfg.seed)  # weights and dropout
     shuffle = torch.Generator().manual_seed(cfg.seed)
     model = build_model(cfg).to(device)
-    loss_fn = make_loss(cfg)
-    optimizer = make_optimizer(cfg, model.parameters())
-    scheduler = make_scheduler(cfg, optimizer)
+    step = make_step(cfg, model, make_loss(cfg), make_optimizer, device, cuda_graphs)
+    scheduler = make_scheduler(cfg, step.optimizer)
     outcome = RunOutcome(device=str(device))
 
     for epoch in range(1, cfg.epochs + 1):
         start = time.perf_counter()
-        train_loss, train_acc = _train_epoch(
-            model, loss_fn, optimizer, scheduler, data, cfg, shuffle
-        )
+        train_loss, train_acc = _train_epoch(step, scheduler, data, cfg, shuffle)
         _sync(device)
         train_seconds = time.perf_counter() - start
-        test_loss, test_acc = evaluate(model, loss_fn, data)
+        test_loss, test_acc = evaluate(model, step.loss_fn, data)
         row = {
             "epoch": epoch,
             "train_loss": train_loss,
             "train_acc": train_acc,
             "test_loss": test_loss,
             "test_acc": test_acc,
-            "last_lr": optimizer.param_groups[0]["lr"],
+            "last_lr": float(step.optimizer.param_groups[0]["lr"]),
             "seconds": time.perf_counter() - start,
             "images_per_s": data.train_size / train_seconds,
         }
@@ -154,4 +147,5 @@ def train_run(
         if not (math.isfinite(train_loss) and math.isfinite(test_loss)):
             outcome.status = "diverged"
             break
+    outcome.step = step.mode
     return outcome

@@ -9,6 +9,7 @@ import torch
 from fmnist_ray.config import RunConfig
 from fmnist_ray.data import DeviceData
 from fmnist_ray.models import build_model
+from fmnist_ray.steps import EagerStep
 from fmnist_ray.train import (
     DIVERGENCE_CHECK_STEPS,
     METRICS,
@@ -113,8 +114,8 @@ def test_divergence_stops_within_a_few_steps(small):
     data.train_batches = counting
     torch.manual_seed(0)
     model = build_model(cfg)
-    loss, _ = _train_epoch(model, make_loss(cfg), make_optimizer(cfg, model.parameters()), None,
-                           data, cfg, torch.Generator().manual_seed(0))  # fmt: skip
+    step = EagerStep(model, make_loss(cfg), make_optimizer(cfg, model.parameters()), CPU)
+    loss, _ = _train_epoch(step, None, data, cfg, torch.Generator().manual_seed(0))
     assert not math.isfinite(loss)
     assert len(served) <= 2 * DIVERGENCE_CHECK_STEPS < 200
 

@@ -1,0 +1,50 @@
+"""Final test accuracy per run of one experiment trained in two results trees (e.g. on a GPU and
+on the CPU), matched by run id, with the device each ran on and the difference.
+
+    python benchmarks/compare_devices.py results/lenet_baseline /tmp/gpu/lenet_baseline
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+from fmnist_ray.results import find_run_files, read_metadata, read_results
+
+
+def finals(folder: str) -> dict[str, tuple[int, float, float, str]]:
+    """run id -> (seed, final test accuracy, seconds per epoch, device)."""
+    devices = {}
+    for path in find_run_files([folder]):
+        meta = read_metadata(path)
+        devices[meta["run_id"]] = f"{meta['device']} ({meta['device_name'] or '?'})"
+    rows = read_results([folder]).to_pylist()
+    out = {}
+    for r in rows:
+        if r["epoch"] == r["epochs"]:
+            per_epoch = statistics.mean(x["seconds"] for x in rows if x["run_id"] == r["run_id"])
+            out[r["run_id"]] = (r["seed"], r["test_acc"], per_epoch, devices[r["run_id"]])
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("a")
+    parser.add_argument("b")
+    args = parser.parse_args()
+    a, b = finals(args.a), finals(args.b)
+    shared = sorted(set(a) & set(b), key=lambda k: a[k][0])
+    if not shared:
+        raise SystemExit("no run id is in both folders")
+    print("| run id | seed | test acc A | test acc B | B - A (pp) | s/epoch A | s/epoch B |")
+    print("|---|---|---|---|---|---|---|")
+    for k in shared:
+        print(f"| {k} | {a[k][0]} | {a[k][1]:.4f} | {b[k][1]:.4f} | {100 * (b[k][1] - a[k][1]):+.2f} "
+              f"| {a[k][2]:.2f} | {b[k][2]:.2f} |")  # fmt: skip
+    print(f"\nA: {sorted({a[k][3] for k in shared})}\nB: {sorted({b[k][3] for k in shared})}")
+    gaps = [100 * (b[k][1] - a[k][1]) for k in shared]
+    print(f"mean B - A: {statistics.mean(gaps):+.2f} pp over {len(gaps)} runs")
+
+
+if __name__ == "__main__":
+    main()
