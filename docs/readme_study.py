@@ -4,6 +4,7 @@ between the markers `<!-- study:begin -->` and `<!-- study:end -->`.
 
     fmnist-ray report results/ --reference study_reference.csv --out results/report
     python docs/readme_study.py            # then read the diff of README.md
+    python docs/readme_study.py --check    # exit 1 if README.md differs from the report
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ def main() -> None:
     parser.add_argument("--report", type=Path, default=Path("results/report"))
     parser.add_argument("--readme", type=Path, default=Path("README.md"))
     parser.add_argument("--reference", type=Path, default=Path("study_reference.csv"))
+    parser.add_argument("--check", action="store_true", help="only check, write nothing")
     args = parser.parse_args()
     readme = args.readme.read_text()
     if BEGIN not in readme or END not in readme:
@@ -72,7 +74,13 @@ def main() -> None:
     figure = (args.report / "overview.png").as_posix()
     body = section(args.report, experiment_order(args.reference), figure)
     head, rest = readme.split(BEGIN, 1)
-    args.readme.write_text(f"{head}{BEGIN}\n{body}\n{END}{rest.split(END, 1)[1]}")
+    updated = f"{head}{BEGIN}\n{body}\n{END}{rest.split(END, 1)[1]}"
+    if args.check:
+        if updated != readme:
+            raise SystemExit(f"{args.readme}: the study section differs from {args.report}")
+        print(f"{args.readme}: the study section matches {args.report}")
+        return
+    args.readme.write_text(updated)
     print(f"{args.readme}: study section rewritten from {args.report}")
 
 
