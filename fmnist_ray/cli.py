@@ -158,7 +158,11 @@ def train(
     if "channels" in options:
         options["channels"] = parse_channels(options["channels"])
     cfg = make_config(options, where=lambda name: f"--{name.replace('_', '-')}")
+    _train_and_write(cfg, data_dir, results, device, threads, download)
 
+
+def _train_and_write(cfg, data_dir, results: str, device, threads, download: bool) -> None:
+    """The body of `train`: one run in this process, its history written under TRAIN_DIR."""
     import torch
 
     from .data import load_fashion_mnist
