@@ -1,0 +1,75 @@
+"""What the committed study cost, read from its results: run-hours (each unique run's start to
+end, from its metadata), the wall time of each `run` process that trained it (grouped by the
+git commit the runs record), and `plan`'s estimate (fmnist_ray.cost) against what each
+experiment's runs took.
+
+    python benchmarks/study_cost.py [--results results] [--slots 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
+
+from fmnist_ray.config import RunConfig
+from fmnist_ray.cost import estimate_seconds, makespan
+from fmnist_ray.results import find_run_files, read_metadata
+
+STUDY = sorted(p.stem for p in Path("experiments").glob("*.toml") if p.stem != "quickstart")
+
+
+def runs(results: Path) -> dict[str, dict]:
+    """Unique runs (by id) of the study's experiments: first experiment, span, estimate."""
+    out: dict[str, dict] = {}
+    for name in STUDY:
+        for path in find_run_files([results / name]):
+            meta = read_metadata(path)
+            if meta["run_id"] in out:
+                continue
+            start, end = (datetime.fromisoformat(meta[k]) for k in ("started_at", "ended_at"))
+            cfg = RunConfig.model_validate(meta["config"])
+            out[meta["run_id"]] = {"experiment": meta.get("first_filed_in", name),
+                                   "commit": meta["git_commit"], "start": start, "end": end,
+                                   "seconds": (end - start).total_seconds(),
+                                   "estimate": estimate_seconds(cfg)}  # fmt: skip
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--results", type=Path, default=Path("results"))
+    parser.add_argument("--slots", type=int, default=2)
+    args = parser.parse_args()
+    found = runs(args.results)
+    took = sum(r["seconds"] for r in found.values())
+    guess = sum(r["estimate"] for r in found.values())
+    print(f"{len(found)} unique runs: {took / 3600:.2f} run-hours; plan estimated "
+          f"{guess / 3600:.2f} (actual / estimate {took / guess:.2f})\n")  # fmt: skip
+    print("| run process (git commit) | runs | first start | last end | wall |")
+    print("|---|---|---|---|---|")
+    by_commit = defaultdict(list)
+    for r in found.values():
+        by_commit[r["commit"]].append(r)
+    wall = 0.0
+    for commit, group in sorted(by_commit.items(), key=lambda kv: min(r["start"] for r in kv[1])):
+        first, last = min(r["start"] for r in group), max(r["end"] for r in group)
+        wall += (last - first).total_seconds()
+        print(f"| {str(commit)[:7]} | {len(group)} | {first:%H:%M:%S} | {last:%H:%M:%S} "
+              f"| {str(last - first).split('.')[0]} |")  # fmt: skip
+    estimate = makespan([r["estimate"] for r in found.values()], args.slots)
+    print(f"\nwall in all: {wall / 3600:.2f} h; plan's estimate for {args.slots} slots, "
+          f"longest first: {estimate / 3600:.2f} h\n")  # fmt: skip
+    print("| experiment (first filed in) | runs | run-hours | estimated | actual / estimate |")
+    print("|---|---|---|---|---|")
+    by_exp = defaultdict(list)
+    for r in found.values():
+        by_exp[r["experiment"]].append(r)
+    for name, group in sorted(by_exp.items()):
+        t, e = sum(r["seconds"] for r in group), sum(r["estimate"] for r in group)
+        print(f"| {name} | {len(group)} | {t / 3600:.2f} | {e / 3600:.2f} | {t / e:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
