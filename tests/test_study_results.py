@@ -1,0 +1,38 @@
+"""The committed study (results/): every run done and valid, the committed report regenerates
+from it unchanged, and the README's study tables are the report's."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fmnist_ray.grid import load_experiments
+from fmnist_ray.plan import make_plan
+from fmnist_ray.report.build import make_report
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "results"
+REPORT = RESULTS / "report"
+STUDY_FILES = sorted(p for p in (REPO / "experiments").glob("*.toml") if p.stem != "quickstart")
+
+
+def test_every_study_run_is_done_and_valid():
+    plan = make_plan(load_experiments(STUDY_FILES), RESULTS)
+    assert plan.planned == 141 and len(plan.runs) == 123
+    assert [run.run_id for run in plan.todo] == [] and plan.to_file == []
+    assert plan.corrupt == []
+
+
+def test_the_committed_report_regenerates_unchanged(tmp_path):
+    make_report([RESULTS], out_dir=tmp_path, reference=REPO / "study_reference.csv")
+    committed = sorted(p.relative_to(REPORT) for p in REPORT.rglob("*.md"))
+    assert committed, "no committed report"
+    for page in committed:
+        assert (tmp_path / page).read_text() == (REPORT / page).read_text(), page
+
+
+def test_the_readme_study_tables_are_the_reports():
+    done = subprocess.run([sys.executable, "docs/readme_study.py", "--check"], cwd=REPO,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
