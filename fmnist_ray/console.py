@@ -71,7 +71,7 @@ def plan_overview(plan: Plan, slots: int) -> str:
             if corrupt
             else ""
         ),  # fmt: skip
-        f"to train: {_plural(len(plan.todo), 'run')}, about {work / 3600:.1f} run-hours on one "
+        f"to train: {_plural(len(plan.todo), 'run')}, about {work / 3600:.2f} run-hours on one "
         f"CPU thread each; on {_plural(slots, 'slot')}, longest first: about {clock(wall)} wall "
         f"(lower bound {clock(bound)}). Estimates for CPU training; a GPU is far faster.",
         f"results: {plan.root}",
