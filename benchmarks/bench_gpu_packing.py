@@ -14,20 +14,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
-from fmnist_ray.results import find_run_files, read_metadata, read_results
-
-
-def most_at_once(spans: list[tuple[float, float]]) -> int:
-    """The largest number of [start, end) spans that overlap at one instant."""
-    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
-    level = peak = 0
-    for _, step in events:
-        level += step
-        peak = max(peak, level)
-    return peak
+from fmnist_ray.cost import most_at_once
+from fmnist_ray.results import find_run_files, read_metadata, read_results, run_span
 
 
 def run_share(share: float, args, work: Path) -> dict:
@@ -48,8 +38,7 @@ def run_share(share: float, args, work: Path) -> dict:
     spans, devices = [], set()
     for path in find_run_files([results]):
         meta = read_metadata(path)
-        spans.append(tuple(datetime.fromisoformat(meta[k]).timestamp()
-                           for k in ("started_at", "ended_at")))  # fmt: skip
+        spans.append(tuple(t.timestamp() for t in run_span(meta)))
         devices.add(f"{meta['device']} {meta['device_name']}")
     table = read_results([results]).to_pylist()
     final = {r["seed"]: r["test_acc"] for r in table if r["epoch"] == args.epochs}

@@ -16,14 +16,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 import pyarrow.compute as pc
 import torch
 
 from fmnist_ray.config import RunConfig
-from fmnist_ray.results import find_run_files, read_metadata, read_results
+from fmnist_ray.results import find_run_files, read_metadata, read_results, run_span
 
 sys.path.insert(0, str(Path(__file__).parent))
 from study_loop import study_train  # noqa: E402
@@ -55,11 +54,8 @@ def way_a_fmnist_ray(data_dir: str, work: Path, cpus: int) -> dict:
     epoch_seconds = pc.sum(table.column("seconds")).as_py()
     spans = []
     for path in find_run_files([results]):
-        meta = read_metadata(path)
-        start_at, end_at = (
-            datetime.fromisoformat(meta[k]).timestamp() for k in ("started_at", "ended_at")
-        )
-        spans.append(end_at - start_at)
+        start_at, end_at = run_span(read_metadata(path))
+        spans.append((end_at - start_at).total_seconds())
     slots = cpus  # 1 CPU per run
     return {
         "wall": wall,

@@ -13,7 +13,6 @@ import io
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 import ray
@@ -22,7 +21,7 @@ from fmnist_ray.cost import lower_bound
 from fmnist_ray.data import load_fashion_mnist
 from fmnist_ray.grid import load_experiments
 from fmnist_ray.plan import make_plan
-from fmnist_ray.results import find_run_files, read_metadata
+from fmnist_ray.results import find_run_files, read_metadata, run_span
 from fmnist_ray.runner import run_grid
 
 SLOTS = 2
@@ -47,11 +46,8 @@ activation = "relu"
 def durations(results: Path) -> list[float]:
     spans = []
     for path in find_run_files([results]):
-        meta = read_metadata(path)
-        start, end = (
-            datetime.fromisoformat(meta[k]).timestamp() for k in ("started_at", "ended_at")
-        )
-        spans.append(end - start)
+        start, end = run_span(read_metadata(path))
+        spans.append((end - start).total_seconds())
     return spans
 
 

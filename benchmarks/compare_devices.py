@@ -18,13 +18,14 @@ def finals(folder: str) -> dict[str, tuple[int, float, float, str]]:
     for path in find_run_files([folder]):
         meta = read_metadata(path)
         devices[meta["run_id"]] = f"{meta['device']} ({meta['device_name'] or '?'})"
-    rows = read_results([folder]).to_pylist()
-    out = {}
-    for r in rows:
+    seconds: dict[str, list[float]] = {}
+    final = {}
+    for r in read_results([folder]).to_pylist():
+        seconds.setdefault(r["run_id"], []).append(r["seconds"])
         if r["epoch"] == r["epochs"]:
-            per_epoch = statistics.mean(x["seconds"] for x in rows if x["run_id"] == r["run_id"])
-            out[r["run_id"]] = (r["seed"], r["test_acc"], per_epoch, devices[r["run_id"]])
-    return out
+            final[r["run_id"]] = r
+    return {k: (r["seed"], r["test_acc"], statistics.mean(seconds[k]), devices[k])
+            for k, r in final.items()}  # fmt: skip
 
 
 def main() -> None:

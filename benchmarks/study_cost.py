@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 from collections import defaultdict
-from datetime import datetime
 from pathlib import Path
 
 from fmnist_ray.config import RunConfig
 from fmnist_ray.cost import estimate_seconds, makespan
-from fmnist_ray.results import find_run_files, read_metadata
+from fmnist_ray.results import find_run_files, read_metadata, run_span
 
 STUDY = sorted(p.stem for p in Path("experiments").glob("*.toml") if p.stem != "quickstart")
 
@@ -25,16 +24,37 @@ def runs(results: Path) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for name in STUDY:
         for path in find_run_files([results / name]):
-            meta = read_metadata(path)
-            if meta["run_id"] in out:
+            if path.stem in out:  # a shared run, already read from an earlier experiment
                 continue
-            start, end = (datetime.fromisoformat(meta[k]) for k in ("started_at", "ended_at"))
+            meta = read_metadata(path)
+            start, end = run_span(meta)
             cfg = RunConfig.model_validate(meta["config"])
-            out[meta["run_id"]] = {"experiment": meta.get("first_filed_in", name),
-                                   "commit": meta["git_commit"], "start": start, "end": end,
-                                   "seconds": (end - start).total_seconds(),
-                                   "estimate": estimate_seconds(cfg)}  # fmt: skip
+            out[path.stem] = {"experiment": meta.get("first_filed_in", name),
+                              "commit": meta["git_commit"], "start": start, "end": end,
+                              "seconds": (end - start).total_seconds(),
+                              "estimate": estimate_seconds(cfg)}  # fmt: skip
     return out
+
+
+def grouped(found: dict[str, dict], key: str) -> dict[str, list[dict]]:
+    groups = defaultdict(list)
+    for run in found.values():
+        groups[run[key]].append(run)
+    return groups
+
+
+def print_processes(found: dict[str, dict], slots: int) -> None:
+    print("| run process (git commit) | runs | first start | last end | wall |")
+    print("|---|---|---|---|---|")
+    spans = [(min(r["start"] for r in group), max(r["end"] for r in group), commit, len(group))
+             for commit, group in grouped(found, "commit").items()]  # fmt: skip
+    for first, last, commit, count in sorted(spans):
+        print(f"| {str(commit)[:7]} | {count} | {first:%H:%M:%S} | {last:%H:%M:%S} "
+              f"| {str(last - first).split('.')[0]} |")  # fmt: skip
+    wall = sum((last - first).total_seconds() for first, last, _, _ in spans)
+    estimate = makespan([r["estimate"] for r in found.values()], slots)
+    print(f"\nwall in all: {wall / 3600:.2f} h; plan's estimate for {slots} slots, "
+          f"longest first: {estimate / 3600:.2f} h\n")  # fmt: skip
 
 
 def main() -> None:
@@ -47,26 +67,10 @@ def main() -> None:
     guess = sum(r["estimate"] for r in found.values())
     print(f"{len(found)} unique runs: {took / 3600:.2f} run-hours; plan estimated "
           f"{guess / 3600:.2f} (actual / estimate {took / guess:.2f})\n")  # fmt: skip
-    print("| run process (git commit) | runs | first start | last end | wall |")
-    print("|---|---|---|---|---|")
-    by_commit = defaultdict(list)
-    for r in found.values():
-        by_commit[r["commit"]].append(r)
-    wall = 0.0
-    for commit, group in sorted(by_commit.items(), key=lambda kv: min(r["start"] for r in kv[1])):
-        first, last = min(r["start"] for r in group), max(r["end"] for r in group)
-        wall += (last - first).total_seconds()
-        print(f"| {str(commit)[:7]} | {len(group)} | {first:%H:%M:%S} | {last:%H:%M:%S} "
-              f"| {str(last - first).split('.')[0]} |")  # fmt: skip
-    estimate = makespan([r["estimate"] for r in found.values()], args.slots)
-    print(f"\nwall in all: {wall / 3600:.2f} h; plan's estimate for {args.slots} slots, "
-          f"longest first: {estimate / 3600:.2f} h\n")  # fmt: skip
+    print_processes(found, args.slots)
     print("| experiment (first filed in) | runs | run-hours | estimated | actual / estimate |")
     print("|---|---|---|---|---|")
-    by_exp = defaultdict(list)
-    for r in found.values():
-        by_exp[r["experiment"]].append(r)
-    for name, group in sorted(by_exp.items()):
+    for name, group in sorted(grouped(found, "experiment").items()):
         t, e = sum(r["seconds"] for r in group), sum(r["estimate"] for r in group)
         print(f"| {name} | {len(group)} | {t / 3600:.2f} | {e / 3600:.2f} | {t / e:.2f} |")
 

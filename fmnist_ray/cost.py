@@ -63,3 +63,13 @@ def makespan(durations: list[float], slots: int) -> float:
 def lower_bound(durations: list[float], slots: int) -> float:
     """No order can beat max(total work / slots, longest run)."""
     return max(sum(durations) / max(1, slots), max(durations, default=0.0))
+
+
+def most_at_once(spans) -> int:
+    """The largest number of (start, end) spans that overlap at one instant."""
+    events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    level = peak = 0
+    for _, step in events:
+        level += step
+        peak = max(peak, level)
+    return peak

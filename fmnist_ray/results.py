@@ -191,6 +191,11 @@ class InvalidResult(ValueError):
     """A result file that is not one whole run of this code; the message says why."""
 
 
+def run_span(meta: dict[str, Any]) -> tuple[datetime, datetime]:
+    """When a run started and ended, from its metadata."""
+    return datetime.fromisoformat(meta["started_at"]), datetime.fromisoformat(meta["ended_at"])
+
+
 def check_run(path: str | Path | Location) -> pa.Table:
     """Read a run file and make sure it is one whole run; raise InvalidResult saying why not.
 

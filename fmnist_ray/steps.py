@@ -26,6 +26,7 @@ class EagerStep:
     """The plain PyTorch step."""
 
     mode = "eager"
+    grads_to_none = True
 
     def __init__(self, model: nn.Module, loss_fn, optimizer: torch.optim.Optimizer, device):
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
@@ -38,14 +39,14 @@ class EagerStep:
         self.correct.zero_()
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self._step(x, y)
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=self.grads_to_none)
         out = self.model(x)
         loss = self.loss_fn(out, y)
-        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        self._count(out, loss, y)
-
-    def _count(self, out: torch.Tensor, loss: torch.Tensor, y: torch.Tensor) -> None:
         # A NaN/inf stays in the sum, so checking it every few steps catches divergence.
         self.loss_sum += loss.detach()
         self.correct += (out.detach().argmax(dim=1) == y).sum()
@@ -63,6 +64,7 @@ class GraphedStep(EagerStep):
     set to None, so every replay writes into the tensors the graph captured."""
 
     mode = "cuda_graph"
+    grads_to_none = False
 
     def __init__(self, model, loss_fn, optimizer, device):
         super().__init__(model, loss_fn, optimizer, device)
@@ -94,14 +96,6 @@ class GraphedStep(EagerStep):
         if self.lr is not None and group["lr"] is not self.lr:
             self.lr.fill_(group["lr"])
             group["lr"] = self.lr
-
-    def _step(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        self.optimizer.zero_grad(set_to_none=False)
-        out = self.model(x)
-        loss = self.loss_fn(out, y)
-        loss.backward()
-        self.optimizer.step()
-        self._count(out, loss, y)
 
     def _on_side_stream(self, x: torch.Tensor, y: torch.Tensor) -> None:
         side = torch.cuda.Stream()

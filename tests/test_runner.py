@@ -5,7 +5,6 @@ import io
 import os
 import subprocess
 import sys
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ import ray
 from ray.cluster_utils import Cluster
 
 from fmnist_ray.config import Resources, RunConfig
+from fmnist_ray.cost import most_at_once
 from fmnist_ray.grid import load_experiment, load_experiments
 from fmnist_ray.plan import make_plan
 from fmnist_ray.results import (
@@ -22,6 +22,7 @@ from fmnist_ray.results import (
     read_results,
     read_run,
     run_path,
+    run_span,
 )
 from fmnist_ray.runner import run_grid
 from fmnist_ray.train import train_run
@@ -46,18 +47,8 @@ def intervals(folder):
     runs = []
     for path in sorted((folder / "runs").glob("*.parquet")):
         meta = read_metadata(path)
-        span = [datetime.fromisoformat(meta[k]).timestamp() for k in ("started_at", "ended_at")]
-        runs.append((span, meta))
+        runs.append((run_span(meta), meta))
     return runs
-
-
-def most_at_once(spans):
-    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
-    level = peak = 0
-    for _, step in events:
-        level += step
-        peak = max(peak, level)
-    return peak
 
 
 def test_fractional_gpus_pack_two_runs_per_gpu(tmp_path, local_ray, fmnist):

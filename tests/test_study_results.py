@@ -5,8 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from fmnist_ray.grid import load_experiments
 from fmnist_ray.plan import make_plan
 from fmnist_ray.report.build import make_report
