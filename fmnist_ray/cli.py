@@ -1,24 +1,25 @@
-"""The `fmnist-ray` command line: train, plan, run, report. Commands stay thin; heavy imports
-(torch, ray, matplotlib) happen inside them so `--help` is instant. User mistakes are one line
-on stderr and exit code 2, never a traceback."""
+"""The `fmnist-ray` command line: train, plan, run, submit, report. Commands stay thin; heavy
+imports (torch, ray, matplotlib) happen inside them so `--help` is instant. User mistakes are one
+line on stderr and exit code 2, never a traceback."""
 
 from __future__ import annotations
 
 import functools
-import socket
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from .config import (
     CONFIG_FIELDS,
+    DEFAULT_GPUS_PER_RUN,
+    DEFAULT_RETRIES,
     ConfigError,
-    RunConfig,
     allowed_values,
     make_config,
 )
+from .submit import DEFAULT_DASHBOARD
 
 app = typer.Typer(
     help="Ablation studies of Fashion-MNIST classifiers, trained in parallel on Ray.",
@@ -166,15 +167,9 @@ def _train_and_write(cfg, data_dir, results: str, device, threads, download: boo
     import torch
 
     from .data import load_fashion_mnist
+    from .metrics import FIT, HEADLINE, SECONDS, epoch_line
     from .models import build_model, count_parameters
-    from .results import (
-        TRAIN_DIR,
-        git_commit,
-        history_table,
-        library_versions,
-        now_iso,
-        write_run,
-    )
+    from .results import TRAIN_DIR, git_commit, history_table, now_iso, run_metadata, write_run
     from .train import pick_device, train_run
 
     if threads is not None:
@@ -190,25 +185,18 @@ def _train_and_write(cfg, data_dir, results: str, device, threads, download: boo
         f"{torch.get_num_threads()} CPU threads; data from {data.source}"
     )
     started_at = now_iso()
-    outcome = train_run(cfg, data, target, on_epoch=lambda row: typer.echo(epoch_line(cfg, row)))
-    metadata = {
-        "started_at": started_at,
-        "ended_at": now_iso(),
-        "device": outcome.device,
-        "training_step": outcome.step,
-        "torch_threads": torch.get_num_threads(),
-        "git_commit": git_commit(),
-        "versions": library_versions(),
-        "host": socket.gethostname(),
-    }
+    outcome = train_run(
+        cfg, data, target, on_epoch=lambda row: typer.echo(epoch_line(row, cfg.epochs))
+    )
+    metadata = run_metadata(outcome, started_at, git_commit())
     table = history_table(cfg, outcome.history, outcome.status, TRAIN_DIR, metadata)
     path = write_run(f"{results.rstrip('/')}/{TRAIN_DIR}", table)
     final = outcome.final
-    seconds = sum(row["seconds"] for row in outcome.history)
+    seconds = sum(row[SECONDS.name] for row in outcome.history)
     verdict = "done" if outcome.status == "ok" else f"{outcome.status.upper()} (loss not finite)"
     typer.echo(
-        f"{verdict}: test accuracy {final['test_acc']:.4f}, train loss {final['train_loss']:.4f} "
-        f"after {final['epoch']} epochs in {seconds:.1f}s -> {path}"
+        f"{verdict}: {HEADLINE.label} {final[HEADLINE.name]:.4f}, {FIT.label} "
+        f"{final[FIT.name]:.4f} after {len(outcome.history)} epochs in {seconds:.1f}s -> {path}"
     )
     if outcome.status != "ok":
         raise typer.Exit(1)
@@ -224,15 +212,6 @@ def _device_ok(device: str) -> bool:
     if parsed.type == "cuda":
         return torch.cuda.is_available() and (parsed.index or 0) < torch.cuda.device_count()
     return parsed.type == "cpu"
-
-
-def epoch_line(cfg: RunConfig, row: dict[str, Any]) -> str:
-    return (
-        f"epoch {row['epoch']:>3}/{cfg.epochs}  train_loss {row['train_loss']:.4f}  "
-        f"train_acc {row['train_acc']:.4f}  test_loss {row['test_loss']:.4f}  "
-        f"test_acc {row['test_acc']:.4f}  lr {row['last_lr']:.3g}  {row['seconds']:.1f}s  "
-        f"{row['images_per_s']:,.0f} img/s"
-    )
 
 
 ExperimentPaths = Annotated[
@@ -286,8 +265,8 @@ def run(
     gpus_per_run: Annotated[
         float | None,
         typer.Option(
-            help="GPUs per run; fractions pack runs (0.25 = 4 per GPU). Default: "
-            "the file's resources table, else 0.25 with GPUs, 0 without."
+            help=f"GPUs per run; fractions pack runs (0.25 = 4 per GPU). Default: "
+            f"the file's resources table, else {DEFAULT_GPUS_PER_RUN:g} with GPUs, 0 without."
         ),  # fmt: skip
     ] = None,
     cpus_per_run: Annotated[
@@ -312,7 +291,7 @@ def run(
             help="Retries of a run whose worker or node died. An exception raised by training "
             "is not retried: the same config and seed would raise it again."
         ),
-    ] = 2,
+    ] = DEFAULT_RETRIES,
 ) -> None:
     """Train every run of the experiment files in parallel on Ray, longest first. A run whose
     result exists anywhere under the results root is filed, not trained again."""
@@ -403,7 +382,7 @@ def submit(
             envvar="RAY_API_SERVER_ADDRESS",
             help="The cluster's dashboard (Ray Jobs API), e.g. http://HEAD:8265.",
         ),
-    ] = "http://127.0.0.1:8265",
+    ] = DEFAULT_DASHBOARD,
     gpus_per_run: Annotated[float | None, typer.Option(help="As for `run`.")] = None,
     cpus_per_run: Annotated[float | None, typer.Option(help="As for `run`.")] = None,
     data_dir: Annotated[
@@ -414,7 +393,7 @@ def submit(
     wait: Annotated[
         bool, typer.Option("--wait/--no-wait", help="Follow the job's logs until it ends.")
     ] = True,
-    retries: Annotated[int, typer.Option(help="As for `run`.")] = 2,
+    retries: Annotated[int, typer.Option(help="As for `run`.")] = DEFAULT_RETRIES,
 ) -> None:
     """Send the same `run` to a Ray cluster as a Ray Job; Ctrl-C detaches, the job keeps going."""
     from .cluster import use_token_auth

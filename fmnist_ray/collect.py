@@ -9,10 +9,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from .plan import Plan, PlannedRun
-from .results import history_table, now_iso, table_bytes, write_failure, write_run
+from .results import RunResult, history_table, now_iso, table_bytes, write_failure, write_run
 from .storage import Location
 
 WRITE_ATTEMPTS = 3
@@ -39,14 +38,11 @@ def _retried(write, pause: tuple[float, ...] = RETRY_PAUSE_S):
             time.sleep(pause[min(attempt, len(pause) - 1)])
 
 
-def save_result(
-    run: PlannedRun, plan: Plan, result: dict[str, Any], commit: str | None
-) -> Location:
+def save_result(run: PlannedRun, plan: Plan, result: RunResult) -> Location:
     """Write a finished run into each of its experiments; DestinationError if that fails."""
-    metadata = result["metadata"] | {"git_commit": commit}
     path = None
     for name in run.experiments:
-        table = history_table(run.config, result["history"], result["status"], name, metadata)
+        table = history_table(run.config, result.history, result.status, name, result.metadata)
         try:
             path = _retried(lambda table=table, name=name: write_run(plan.folder(name), table))
         except OSError as error:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import signal
 from typing import Any
 
-from .config import format_value
+from .config import DEFAULT_GPUS_PER_RUN, format_value
 from .grid import Experiment
+from .metrics import HEADLINE
 from .plan import Plan, PlannedRun, label
 from .progress import clock
+from .words import plural
 
-STATUSES = ("done", "to file", "pending", "failed", "corrupt")
+PLAN_STATUSES = ("done", "to file", "pending", "failed", "corrupt")  # a run, from one folder
 
 
 def format_table(header: list[str], rows: list[list[Any]]) -> str:
@@ -33,7 +35,7 @@ def run_status(run: PlannedRun, experiment: str) -> str:
 
 
 def _counts(plan: Plan, exp: Experiment) -> dict[str, int]:
-    counts = dict.fromkeys(STATUSES, 0)
+    counts = dict.fromkeys(PLAN_STATUSES, 0)
     for run in _runs_of(plan, exp):
         counts[run_status(run, exp.name)] += 1
     return counts
@@ -42,10 +44,6 @@ def _counts(plan: Plan, exp: Experiment) -> dict[str, int]:
 def _runs_of(plan: Plan, exp: Experiment) -> list[PlannedRun]:
     by_id = {run.run_id: run for run in plan.runs}
     return [by_id[cfg.run_id] for cfg in exp.runs]
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'s' * (count != 1)}"
 
 
 def plan_overview(plan: Plan, slots: int) -> str:
@@ -60,19 +58,19 @@ def plan_overview(plan: Plan, slots: int) -> str:
     wall, bound = plan.wall_seconds(slots)
     work = sum(run.seconds for run in plan.todo)
     lines = [
-        format_table(["experiment", "runs", "shared", *STATUSES, "varies"], rows),
+        format_table(["experiment", "runs", "shared", *PLAN_STATUSES, "varies"], rows),
         "",
-        f"{_plural(len(plan.experiments), 'experiment')}: {plan.planned} planned runs, "
+        f"{plural(len(plan.experiments), 'experiment')}: {plan.planned} planned runs, "
         f"{len(unique)} unique ({plan.planned - len(unique)} shared by several experiments "
         f"train once); {done} done, {len(unique) - done - failed} pending, {failed} failed"
         + (
-            f"; {_plural(corrupt, 'invalid result file')} (`run` moves them to quarantine/ and "
+            f"; {plural(corrupt, 'invalid result file')} (`run` moves them to quarantine/ and "
             "trains their runs again)"
             if corrupt
             else ""
         ),  # fmt: skip
-        f"to train: {_plural(len(plan.todo), 'run')}, about {work / 3600:.2f} run-hours on one "
-        f"CPU thread each; on {_plural(slots, 'slot')}, longest first: about {clock(wall)} wall "
+        f"to train: {plural(len(plan.todo), 'run')}, about {work / 3600:.2f} run-hours on one "
+        f"CPU thread each; on {plural(slots, 'slot')}, longest first: about {clock(wall)} wall "
         f"(lower bound {clock(bound)}). Estimates for CPU training; a GPU is far faster.",
         f"results: {plan.root}",
     ]
@@ -91,7 +89,8 @@ def run_table(plan: Plan, exp: Experiment) -> str:
     shown = ", ".join(f"{n} {name}" for name, n in counts.items()
                       if n or name not in ("to file", "corrupt"))  # fmt: skip
     gpus = exp.resources.gpus
-    gpu_text = f"{gpus:g}" if gpus is not None else "auto (0.25 when the cluster has GPUs, else 0)"
+    auto = f"auto ({DEFAULT_GPUS_PER_RUN:g} when the cluster has GPUs, else 0)"
+    gpu_text = f"{gpus:g}" if gpus is not None else auto
     return "\n".join([
         "",
         f"{exp.name}: {exp.description}".rstrip(": "),
@@ -106,13 +105,12 @@ def run_table(plan: Plan, exp: Experiment) -> str:
 def grid_summary(plan: Plan, outcome) -> tuple[str, list[str]]:
     """(the table of what this invocation trained and a line of counts, lines for stderr)."""
     rows = []
-    for item in sorted(outcome.finished, key=lambda i: plan.runs.index(i["run"])):
-        final = item["final"]
-        rows.append([item["config"].run_id, label(plan, item["run"]), item["status"],
-                     f"{final['test_acc']:.4f}", f"{item['seconds']:.0f}"])  # fmt: skip
+    for item in sorted(outcome.finished, key=lambda item: plan.runs.index(item.run)):
+        rows.append([item.run.run_id, label(plan, item.run), item.status,
+                     f"{item.final[HEADLINE.name]:.4f}", f"{item.seconds:.0f}"])  # fmt: skip
     for item in outcome.failed:
-        rows.append([item["config"].run_id, label(plan, item["run"]), "FAILED", "-", "-"])
-    table = format_table(["run_id", "run", "status", "test_acc", "seconds"], rows)
+        rows.append([item.run.run_id, label(plan, item.run), "FAILED", "-", "-"])
+    table = format_table(["run_id", "run", "status", HEADLINE.name, "seconds"], rows)
     counts = (
         f"{len(outcome.finished)} trained, {outcome.skipped} already done, "
         f"{len(outcome.failed)} failed"
@@ -120,7 +118,7 @@ def grid_summary(plan: Plan, outcome) -> tuple[str, list[str]]:
         + (f", {len(outcome.lost)} not saved" if outcome.lost else "")
         + f" -> {plan.root}"
     )
-    err = [f"failed: {item['config'].run_id}: {item['error']} (details: {item['path']})"
+    err = [f"failed: {item.run.run_id}: {item.error} (details: {item.path})"
            for item in outcome.failed]  # fmt: skip
     err += [f"not saved: {lost.run_id}: {lost.reason}; its history is kept at {lost.kept_at}"
             for lost in outcome.lost]  # fmt: skip

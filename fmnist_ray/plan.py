@@ -51,6 +51,7 @@ class Plan:
     force: bool = False
     longest_first: bool = True  # False keeps file order (benchmarks/bench_order.py compares)
     corrupt: list[tuple[Location, str]] = field(default_factory=list)  # invalid files, why
+    resources: dict[str, Resources] = field(default_factory=dict)  # per run, by experiment
 
     @property
     def planned(self) -> int:
@@ -92,8 +93,10 @@ def make_plan(
     index, corrupt = scan_results(root)
     overrides = {k: v for k, v in (resources or {}).items() if v is not None}
     runs: dict[str, PlannedRun] = {}
+    per_experiment = {}
     for exp in experiments:
         per_run = Resources(**(exp.resources.model_dump() | overrides))
+        per_experiment[exp.name] = per_run
         for cfg in exp.runs:
             run = runs.setdefault(cfg.run_id, PlannedRun(cfg, [], per_run))
             run.experiments.append(exp.name)
@@ -111,7 +114,9 @@ def make_plan(
     for path, _ in corrupt:
         if path.stem in runs:
             runs[path.stem].corrupt_in.append(path.parent.parent.name)
-    return Plan(experiments, root, list(runs.values()), force=force, corrupt=corrupt)
+    return Plan(
+        experiments, root, list(runs.values()), force, corrupt=corrupt, resources=per_experiment
+    )
 
 
 def prepare(plan: Plan) -> list[str]:

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import platform
+import socket
 import subprocess
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ from pyarrow.fs import FileType
 
 from . import __version__
 from .config import TRAINING_VERSION, RunConfig
+from .metrics import EPOCH, NAMES
 from .storage import Location, locate
 
 METADATA_KEY = b"fmnist_ray"
@@ -26,7 +30,7 @@ RUNS_DIR = "runs"
 FAILURES_DIR = "failures"
 QUARANTINE_DIR = "quarantine"  # result files that did not read back as a whole run
 TRAIN_DIR = "train"  # where `fmnist-ray train` files ad-hoc runs: no experiment of a study
-STATUSES = ("ok", "diverged")
+RUN_STATUSES = ("ok", "diverged")  # of a finished run
 
 CONFIG_COLUMNS = pa.schema(
     [
@@ -49,18 +53,8 @@ CONFIG_COLUMNS = pa.schema(
         ("seed", pa.int64()),
     ]
 )
-METRIC_COLUMNS = pa.schema(
-    [
-        ("epoch", pa.int64()),
-        ("train_loss", pa.float64()),
-        ("train_acc", pa.float64()),
-        ("test_loss", pa.float64()),
-        ("test_acc", pa.float64()),
-        ("last_lr", pa.float64()),
-        ("seconds", pa.float64()),
-        ("images_per_s", pa.float64()),
-    ]
-)
+# epoch, then every metric of the vocabulary (fmnist_ray.metrics), in its order.
+METRIC_COLUMNS = pa.schema([(EPOCH, pa.int64())] + [(name, pa.float64()) for name in NAMES])
 ID_COLUMNS = pa.schema(
     [("experiment", pa.string()), ("run_id", pa.string()), ("status", pa.string())]
 )
@@ -99,6 +93,37 @@ def library_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             versions[package] = "not installed"
     return versions
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What training one run hands back to be written: its rows, status and metadata."""
+
+    history: list[dict[str, float]]
+    status: str  # ok or diverged
+    metadata: dict[str, Any]  # run_metadata's
+
+
+def run_metadata(
+    outcome: Any, started_at: str, commit: str | None, placement: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A run's metadata, built where it trained, the same shape for `train` and the runner:
+    times, host, device and step (from train.RunOutcome `outcome`), versions, the driver's git
+    `commit`, and where Ray placed it (`placement`: ray_node_id, gpu_ids; None outside Ray)."""
+    return {
+        "started_at": started_at,
+        "ended_at": now_iso(),
+        "host": socket.gethostname(),
+        "device": outcome.device,
+        "device_name": outcome.device_name,
+        "training_step": outcome.step,
+        "torch_threads": outcome.torch_threads,
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "ray_node_id": None,
+        "gpu_ids": [],
+        "git_commit": commit,
+        "versions": library_versions() | outcome.versions,
+    } | (placement or {})
 
 
 def config_columns(cfg: RunConfig) -> dict[str, Any]:
@@ -215,12 +240,12 @@ def check_run(path: str | Path | Location) -> pa.Table:
     ids = {meta.get("run_id"), cfg.run_id, *table.column("run_id").to_pylist()}
     if ids != {where.stem}:
         raise InvalidResult(f"its run ids {sorted(map(str, ids))} differ from its name")
-    epochs = table.column("epoch").to_pylist()
+    epochs = table.column(EPOCH).to_pylist()
     statuses = set(table.column("status").to_pylist())
     if not epochs or epochs != list(range(1, len(epochs) + 1)) or len(statuses) != 1:
         raise InvalidResult(f"its epochs {epochs[:5]} are not one run's 1..n")
     status = statuses.pop()
-    if status not in STATUSES or (status == "ok" and len(epochs) != cfg.epochs):
+    if status not in RUN_STATUSES or (status == "ok" and len(epochs) != cfg.epochs):
         raise InvalidResult(f"it has {len(epochs)} of {cfg.epochs} epochs with status {status}")
     return table
 

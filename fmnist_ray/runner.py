@@ -17,24 +17,22 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TextIO
 
 import ray
 
-from .cluster import ClusterError, auth_problem, check_reachable, recorded_address
+from .cluster import PACKAGE_DIR, ClusterError, auth_problem, check_reachable, recorded_address
 from .collect import DestinationError, save_failure, save_result
-from .config import ConfigError, Resources, RunConfig
+from .config import DEFAULT_GPUS_PER_RUN, DEFAULT_RETRIES, ConfigError, Resources, RunConfig
 from .data import FashionMNIST
 from .grid import Experiment
-from .plan import Plan, PlannedRun, label, make_plan, prepare
+from .metrics import EPOCH, HEADLINE, SECONDS
+from .plan import Plan, PlannedRun, label
 from .progress import GridProgress
-from .results import git_commit, library_versions, now_iso
+from .results import RunResult, git_commit, library_versions, now_iso, run_metadata
 from .signals import interruptible, patient, signal_of
 from .storage import Location
 
-DEFAULT_GPUS_PER_RUN = 0.25  # small models: four runs share one GPU unless told otherwise
-PACKAGE_DIR = Path(__file__).resolve().parent  # shipped to cluster workers as py_modules
 TrainFn = Callable[..., Any]  # train.train_run's signature; tests inject failing ones
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -58,40 +56,50 @@ class ProgressBoard:
 
 
 def _train_task(
-    cfg_json: str, data: FashionMNIST, cpus: float, board, train_fn: TrainFn | None
-) -> dict[str, Any]:
-    """Body of one Ray task: train on the GPU Ray assigned (if any), return history + metadata."""
+    cfg_json: str, data: FashionMNIST, cpus: float, board, train_fn: TrainFn | None,
+    commit: str | None,
+) -> RunResult:  # fmt: skip
+    """Body of one Ray task: train on the GPU Ray assigned (if any); the history and the run's
+    metadata (`commit` is the driver's: a worker's copy of the code has no git checkout)."""
     import torch  # here, not at the top: the driver and the progress actor never need torch
 
     if train_fn is None:
         from .train import train_run as train_fn
 
     cfg = RunConfig.model_validate_json(cfg_json)
-    threads = max(1, int(cpus))
-    torch.set_num_threads(threads)
+    torch.set_num_threads(max(1, int(cpus)))
     gpu_ids = [str(g) for g in ray.get_gpu_ids()]
     device = "cuda" if gpu_ids and torch.cuda.is_available() else "cpu"
     board.start.remote(cfg.run_id)
     started_at = now_iso()
     outcome = train_fn(
-        cfg, data, device, on_epoch=lambda row: board.epoch.remote(cfg.run_id, row["epoch"])
+        cfg, data, device, on_epoch=lambda row: board.epoch.remote(cfg.run_id, row[EPOCH])
     )
-    metadata = {
-        "started_at": started_at,
-        "ended_at": now_iso(),
-        "host": socket.gethostname(),
-        "ray_node_id": ray.get_runtime_context().get_node_id(),
-        "gpu_ids": gpu_ids,
-        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-        "device": outcome.device,
-        "training_step": outcome.step,
-        "device_name": torch.cuda.get_device_name() if device == "cuda" else platform.processor(),
-        "torch_threads": threads,
-        # Plain strings: torch's TorchVersion would make the driver import torch to unpickle it.
-        "versions": library_versions()
-        | {"torch": str(torch.__version__), "cuda": torch.version.cuda},
-    }
-    return {"history": outcome.history, "status": outcome.status, "metadata": metadata}
+    placement = {"ray_node_id": ray.get_runtime_context().get_node_id(), "gpu_ids": gpu_ids}
+    metadata = run_metadata(outcome, started_at, commit, placement)
+    return RunResult(outcome.history, outcome.status, metadata)
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """A run this grid trained and saved (`path`: its file in the first experiment)."""
+
+    run: PlannedRun
+    status: str  # ok or diverged
+    final: dict[str, float]  # the last epoch's row
+    seconds: float  # of training, summed over epochs
+    path: Location
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FailedRun:
+    """A run that raised or whose worker kept dying; its record is at `path`."""
+
+    run: PlannedRun
+    error: str  # the headline of what went wrong
+    path: Location | str
+    attempts: int
 
 
 @dataclass
@@ -101,8 +109,8 @@ class GridOutcome:
 
     total: int
     skipped: int = 0
-    finished: list[dict[str, Any]] = field(default_factory=list)
-    failed: list[dict[str, Any]] = field(default_factory=list)
+    finished: list[FinishedRun] = field(default_factory=list)
+    failed: list[FailedRun] = field(default_factory=list)
     lost: list[DestinationError] = field(default_factory=list)  # finished, kept elsewhere
     cancelled: int = 0
     signal: int | None = None
@@ -202,8 +210,11 @@ def resolve_resources(requested: Resources) -> Resources:
     return Resources(gpus=gpus, cpus=requested.cpus)
 
 
-def write_manifest(experiment: Experiment, folder: Location, plan: Plan) -> None:
-    """A copy of the experiment file and the environment this invocation ran in."""
+def write_manifest(
+    experiment: Experiment, folder: Location, plan: Plan, resources: Resources
+) -> None:
+    """A copy of the experiment file and the environment this invocation ran in, with the
+    resources its runs got (the file's [resources] as overridden and resolved)."""
     (folder / "experiment.toml").write_text(experiment.path.read_text())
     manifest = {
         "experiment": experiment.name,
@@ -214,7 +225,7 @@ def write_manifest(experiment: Experiment, folder: Location, plan: Plan) -> None
         "platform": platform.platform(),
         "git_commit": git_commit(),
         "versions": library_versions(),
-        "resources_per_run": experiment.resources.model_dump(),
+        "resources_per_run": resources.model_dump(),
         "cluster_resources": ray.cluster_resources(),
         "nodes": len([n for n in ray.nodes() if n.get("Alive")]),
     }
@@ -222,17 +233,14 @@ def write_manifest(experiment: Experiment, folder: Location, plan: Plan) -> None
 
 
 def run_grid(
-    plan: Plan | Experiment,
+    plan: Plan,
     data: FashionMNIST,
-    results: str | Path | Location | None = None,
     train_fn: TrainFn | None = None,
     stream: TextIO = sys.stdout,
-    max_retries: int = 2,
-    resources: Resources | None = None,
-    force: bool = False,
+    max_retries: int = DEFAULT_RETRIES,
 ) -> GridOutcome:
-    """Train every pending run of `plan` on the connected Ray cluster (see `connect`), longest
-    first. An Experiment with `results` is planned here (`resources` overrides its file's).
+    """Train every pending run of `plan` (made by `plan.make_plan`, tidied by `plan.prepare`)
+    on the connected Ray cluster (see `connect`), longest first.
 
     Each result lands in ROOT/<experiment>/runs/<run_id>.parquet of every experiment that
     contains the run, the moment it finishes; failures in .../failures/. `max_retries`: Ray's
@@ -240,22 +248,18 @@ def run_grid(
     retried: the same config and seed would raise it again). Ctrl-C, SIGTERM and SIGHUP cancel
     what is pending and keep every finished run; so does a destination that keeps failing.
     """
-    if isinstance(plan, Experiment):
-        overrides = resources.model_dump() if resources else None
-        plan = make_plan([plan], results, force=force, resources=overrides)
-    for line in prepare(plan):
-        print(line, file=stream, flush=True)
     todo = plan.todo
     outcome = GridOutcome(total=len(plan.runs), skipped=len(plan.runs) - len(todo))
     if not todo:
         return outcome
     resolved = {res: resolve_resources(res) for res in {run.resources for run in todo}}
     for exp in plan.experiments:
-        write_manifest(exp, plan.folder(exp.name), plan)
-    grid = _Grid(plan, outcome, git_commit(), max_retries)
-    board = ProgressBoard.options(name=f"fmnist-ray-progress-{uuid.uuid4().hex[:8]}").remote()
+        requested = plan.resources[exp.name]
+        write_manifest(exp, plan.folder(exp.name), plan, resolved.get(requested, requested))
     runs = {run.run_id: (label(plan, run), run.config.epochs, run.seconds) for run in todo}
-    grid.progress = GridProgress(runs, stream)
+    progress = GridProgress(runs, stream)
+    grid = _Grid(plan, outcome, git_commit(), max_retries, progress)
+    board = ProgressBoard.options(name=f"fmnist-ray-progress-{uuid.uuid4().hex[:8]}").remote()
     try:
         with interruptible():
             grid.submit(todo, resolved, data, board, train_fn)
@@ -280,8 +284,8 @@ class _Grid:
     outcome: GridOutcome
     commit: str | None
     max_retries: int
+    progress: GridProgress
     pending: dict[Any, PlannedRun] = field(default_factory=dict)
-    progress: GridProgress | None = None
 
     def submit(self, todo, resolved, data, board, train_fn) -> None:
         """One task per run, in the order given (longest first)."""
@@ -298,7 +302,8 @@ class _Grid:
         for run in todo:
             res = resolved[run.resources]
             config = run.config.model_dump_json()
-            self.pending[tasks[res].remote(config, data_ref, res.cpus, board, train_fn)] = run
+            ref = tasks[res].remote(config, data_ref, res.cpus, board, train_fn, self.commit)
+            self.pending[ref] = run
 
     def wait_all(self, board) -> None:
         while self.pending:
@@ -356,27 +361,21 @@ class _Grid:
             detail = traceback.format_exc()
             self.failed(run, detail.splitlines()[-1], detail, 1)
             return
-        path = save_result(run, self.plan, result, self.commit)
-        final = result["history"][-1]
-        seconds = sum(row["seconds"] for row in result["history"])
-        meta = result["metadata"]
+        path = save_result(run, self.plan, result)
+        final = result.history[-1]
+        seconds = sum(row[SECONDS.name] for row in result.history)
+        meta = result.metadata
         where = f"node {meta['host']}" + (
             f" gpu {','.join(meta['gpu_ids'])}" if meta["gpu_ids"] else ""
         )
-        status = "" if result["status"] == "ok" else f"  {result['status'].upper()}"
-        text = f"test_acc {final['test_acc']:.4f}  {seconds:.0f}s  {where}{status}"
-        self.progress.finished(run.run_id, text)
-        self.outcome.finished.append(
-            {"config": run.config, "status": result["status"], "final": final,
-             "seconds": seconds, "path": path, "metadata": meta, "run": run}
-        )  # fmt: skip
+        status = "" if result.status == "ok" else f"  {result.status.upper()}"
+        shown = HEADLINE.show(final[HEADLINE.name])
+        self.progress.finished(run.run_id, f"{shown}  {seconds:.0f}s  {where}{status}")
+        self.outcome.finished.append(FinishedRun(run, result.status, final, seconds, path, meta))
 
     def failed(self, run: PlannedRun, headline: str, detail: str, attempts: int) -> None:
         path = save_failure(run, self.plan, detail, self.commit, attempts)
-        self.outcome.failed.append(
-            {"config": run.config, "error": headline, "path": path, "run": run,
-             "attempts": attempts}
-        )  # fmt: skip
+        self.outcome.failed.append(FailedRun(run, headline, path, attempts))
         self.progress.failed(run.run_id, f"{headline[:120]}  -> {path}")
 
 

@@ -153,7 +153,7 @@ def describe(error: OSError) -> str:
         return "the bucket does not exist (create it first)"
     if "ACCESS_DENIED" in text or "AccessDenied" in text:
         return "access denied by the object store"
-    return _first_line(error)
+    return first_line(error)
 
 
 def is_uri(where: str | os.PathLike) -> bool:
@@ -174,12 +174,13 @@ def locate(where: str | os.PathLike | Location) -> Location:
     try:
         fs, path = pafs.FileSystem.from_uri(text)
     except (ValueError, OSError) as error:  # ArrowInvalid (a ValueError): unknown scheme, bad URI
-        raise StorageError(f"{text}: cannot open this location ({_first_line(error)})") from None
+        raise StorageError(f"{text}: cannot open this location ({first_line(error)})") from None
     parts = urlsplit(text)
     shown = f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.scheme != "file" else path
     return Location(fs, path.rstrip("/") or path, shown.rstrip("/") or shown)
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (its class name when it has none)."""
     text = str(error).strip() or type(error).__name__
     return text.splitlines()[0]

@@ -4,6 +4,7 @@ Pure: no files, no Ray, no printing; progress goes to an optional callback."""
 from __future__ import annotations
 
 import math
+import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +18,6 @@ from .data import DeviceData, FashionMNIST
 from .models import build_model
 from .steps import EagerStep, make_step
 
-METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "last_lr", "seconds", "images_per_s")
 EVAL_BATCH = 1000
 # How often (in batches) the running loss is checked for NaN/inf: one host sync per this many.
 DIVERGENCE_CHECK_STEPS = 10
@@ -25,12 +25,17 @@ DIVERGENCE_CHECK_STEPS = 10
 
 @dataclass
 class RunOutcome:
-    """A finished run: one dict per epoch (`epoch` + METRICS), and `ok` or `diverged`."""
+    """A finished run: one dict per epoch (`epoch` and each metric of fmnist_ray.metrics), and
+    its status, `ok` or `diverged`."""
 
     history: list[dict] = field(default_factory=list)
     status: str = "ok"
     device: str = "cpu"
     step: str = "eager"  # or "cuda_graph" (fmnist_ray.steps)
+    device_name: str = ""  # the GPU's name, or the CPU's as the platform reports it
+    torch_threads: int = 1
+    # Plain strings: torch's TorchVersion would make a Ray driver import torch to unpickle it.
+    versions: dict[str, str | None] = field(default_factory=dict)  # torch, cuda
 
     @property
     def final(self) -> dict:
@@ -69,6 +74,14 @@ def make_scheduler(cfg: RunConfig, optimizer: torch.optim.Optimizer):
     if cfg.scheduler == "steplr":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
     return None
+
+
+def where_it_runs(device: torch.device) -> RunOutcome:
+    """An empty outcome that records the device, its name, the threads and torch's versions."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    versions = {"torch": str(torch.__version__), "cuda": torch.version.cuda}
+    return RunOutcome(device=str(device), device_name=name, torch_threads=torch.get_num_threads(),
+                      versions=versions)  # fmt: skip
 
 
 def _sync(device: torch.device) -> None:
@@ -123,7 +136,7 @@ def train_run(
     model = build_model(cfg).to(device)
     step = make_step(cfg, model, make_loss(cfg), make_optimizer, device, cuda_graphs)
     scheduler = make_scheduler(cfg, step.optimizer)
-    outcome = RunOutcome(device=str(device))
+    outcome = where_it_runs(device)
 
     for epoch in range(1, cfg.epochs + 1):
         start = time.perf_counter()

@@ -52,6 +52,17 @@ def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 60) -> 
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {seconds}s")
 
 
+def train_grid(experiments, data, results, resources=None, force=False, **options):
+    """What `fmnist-ray run` does, in this process on the connected Ray: plan the experiments
+    against the results root, tidy (quarantine, filing), train what is pending."""
+    from fmnist_ray.plan import make_plan, prepare
+    from fmnist_ray.runner import run_grid
+
+    plan = make_plan(list(experiments), results, force=force, resources=resources)
+    prepare(plan)
+    return run_grid(plan, data, **options)
+
+
 @pytest.fixture(scope="session")
 def s3_server():
     """A real S3 API (moto's server) on loopback, in its own process; stopped by its pid."""

@@ -265,7 +265,7 @@ def test_a_node_removed_mid_grid_loses_and_duplicates_nothing(tmp_path, small):
         cluster.shutdown()
     assert outcome.exit_code == 0 and len(outcome.finished) == 4, outcome.failed
     assert len(results_of(tmp_path / "r" / "exp")) == 4
-    assert len({item["config"].run_id for item in outcome.finished}) == 4
+    assert len({item.run.config.run_id for item in outcome.finished}) == 4
 
 
 def test_ctrl_c_writes_runs_that_finished_but_were_not_collected(

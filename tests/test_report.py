@@ -173,8 +173,8 @@ def test_paired_comparison_and_holm_match_hand_computation(study):
     best = arm(report, "lr=0.0016")
     accs, base = np.array(LR_ACC[0.0016]), np.array(BASE_ACC)
     half = stats.t.ppf(0.975, 2) * accs.std(ddof=1) / math.sqrt(3)
-    assert best.test_acc.n == 3 and best.test_acc.mean == pytest.approx(accs.mean())
-    assert (best.test_acc.ci_low, best.test_acc.ci_high) == pytest.approx(
+    assert best.headline.n == 3 and best.headline.mean == pytest.approx(accs.mean())
+    assert (best.headline.ci_low, best.headline.ci_high) == pytest.approx(
         (accs.mean() - half, accs.mean() + half)
     )
     # Same seeds 0..2 as the borrowed base case: paired over seeds.
@@ -189,7 +189,7 @@ def test_paired_comparison_and_holm_match_hand_computation(study):
     assert (c.diff_low, c.diff_high) == pytest.approx((low, high))
     assert c.p_adjusted == pytest.approx(holm) and c.p_adjusted > 0.05
     assert best.verdict == NOT_SIGNIFICANT
-    assert best.train_loss.mean == pytest.approx(np.mean(LR_LOSS[0.0016]))
+    assert best.fit.mean == pytest.approx(np.mean(LR_LOSS[0.0016]))
 
     row = (
         f"| lr=0.0016 | 3 | {np.mean(LR_LOSS[0.0016]):.4f} | {accs.mean() * 100:.2f} | "
@@ -214,7 +214,7 @@ def test_welch_when_the_seeds_differ(tmp_path):
     (report,) = load_reports([exp_dir])
     sgd = arm(report, "optimizer=sgd")
     assert arm(report, "optimizer=adam") is report.base
-    assert sgd.comparison.test == "Welch t" and sgd.test_acc.n == 15
+    assert sgd.comparison.test == "Welch t" and sgd.headline.n == 15
     assert sgd.comparison.p_value == pytest.approx(0.021, abs=5e-4)  # Wikipedia's Example 1
     assert sgd.comparison.p_adjusted == sgd.comparison.p_value  # one arm: Holm changes nothing
 
@@ -291,8 +291,8 @@ def test_base_case_found_in_another_experiment(study):
     _, result = study
     report = result.experiments["learning_rate"]
     assert report.base_borrowed and report.base_source == "lenet_baseline"
-    assert report.base.test_acc.n == 3
-    assert report.base.test_acc.mean == pytest.approx(np.mean(BASE_ACC))
+    assert report.base.headline.n == 3
+    assert report.base.headline.mean == pytest.approx(np.mean(BASE_ACC))
     assert "learning_rate: base case taken from experiment lenet_baseline" in result.notes
     summary = (result.out_dir / "learning_rate" / "summary.md").read_text()
     assert "| base case (from lenet_baseline) | 3 |" in summary
@@ -313,7 +313,7 @@ def test_a_run_shared_by_several_experiment_folders_counts_once(study, tmp_path)
     optimizer, lr = reports["optimizer"], reports["learning_rate"]
     assert not optimizer.base_borrowed and optimizer.base.label == "optimizer=adam"
     assert lr.base_source == "lenet_baseline"  # the dedicated baseline, not the optimizer grid
-    assert lr.base.test_acc.n == 3  # the same three runs, not six
+    assert lr.base.headline.n == 3  # the same three runs, not six
 
 
 def test_local_base_without_finished_runs_is_not_the_base(study, tmp_path):
@@ -382,7 +382,7 @@ def test_diverged_and_failed_runs_are_listed_and_excluded(study):
     _, result = study
     report = result.experiments["learning_rate"]
     risky = arm(report, "lr=0.0064")
-    assert risky.test_acc.n == 1 and risky.test_acc.mean == pytest.approx(0.860)
+    assert risky.headline.n == 1 and risky.headline.mean == pytest.approx(0.860)
     assert len(risky.diverged) == 1 and len(risky.failed) == 1 and risky.incomplete
     diverged_id = RunConfig(epochs=EPOCHS, lr=DIVERGING_LR, seed=1).run_id
     failed_id = RunConfig(epochs=EPOCHS, lr=DIVERGING_LR, seed=2).run_id
@@ -419,7 +419,7 @@ def test_single_seed_shows_no_interval_and_infers_axes(tmp_path):
     assert report.axes == ["optimizer"]
     assert report.base is arm(report, "optimizer=adam")  # RunConfig() defaults: the base case
     sgd = arm(report, "optimizer=sgd")
-    assert sgd.comparison.diff == pytest.approx(-0.13) and math.isnan(sgd.test_acc.ci_low)
+    assert sgd.comparison.diff == pytest.approx(-0.13) and math.isnan(sgd.headline.ci_low)
     summary = result.summaries["optimizer"][0].read_text()
     assert (
         f"| optimizer=sgd | 1 | 0.3000 | 76.00 | n=1: no interval | {MINUS}13.00 | none (n=1) | – | – |"

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 import ray
+from conftest import train_grid
 from ray.cluster_utils import Cluster
 
-from fmnist_ray.config import Resources, RunConfig
+from fmnist_ray.config import RunConfig
 from fmnist_ray.cost import most_at_once
 from fmnist_ray.grid import load_experiment, load_experiments
 from fmnist_ray.plan import make_plan
@@ -54,8 +55,8 @@ def intervals(folder):
 def test_fractional_gpus_pack_two_runs_per_gpu(tmp_path, local_ray, fmnist):
     local_ray(num_cpus=4, num_gpus=2)  # logical GPUs: Ray schedules them, training uses the CPU
     exp = experiment(tmp_path, grid="lr = [0.001, 0.002, 0.003, 0.004]")
-    outcome = run_grid(exp, fmnist.subset(6000, 1000), tmp_path / "results",
-                       resources=Resources(gpus=0.5, cpus=1), stream=io.StringIO())  # fmt: skip
+    outcome = train_grid([exp], fmnist.subset(6000, 1000), tmp_path / "results",
+                         resources=dict(gpus=0.5, cpus=1), stream=io.StringIO())  # fmt: skip
     assert outcome.exit_code == 0 and len(outcome.finished) == 8
     runs = intervals(tmp_path / "results" / "exp")
     assert len(runs) == 8
@@ -77,7 +78,7 @@ def test_resume_trains_only_what_is_missing(tmp_path, local_ray, small):
     local_ray(num_cpus=2)
     exp = experiment(tmp_path, base='model = "fc"\nepochs = 1', seeds=(0, 1, 2))
     results = tmp_path / "results"
-    first = run_grid(exp, small, results, resources=Resources(cpus=1), stream=io.StringIO())
+    first = train_grid([exp], small, results, resources=dict(cpus=1), stream=io.StringIO())
     assert len(first.finished) == 3 and first.skipped == 0
     folder = results / exp.name
     assert (folder / "experiment.toml").read_text() == exp.path.read_text()
@@ -85,16 +86,16 @@ def test_resume_trains_only_what_is_missing(tmp_path, local_ray, small):
     kept = {p: p.stat().st_mtime_ns for p in (folder / "runs").glob("*.parquet")}
     victim = Path(run_path(folder, exp.runs[1].run_id).path)
     victim.unlink()
-    second = run_grid(exp, small, results, resources=Resources(cpus=1), stream=io.StringIO())
-    assert [item["config"].run_id for item in second.finished] == [exp.runs[1].run_id]
+    second = train_grid([exp], small, results, resources=dict(cpus=1), stream=io.StringIO())
+    assert [item.run.config.run_id for item in second.finished] == [exp.runs[1].run_id]
     assert second.skipped == 2 and victim.exists()
     for path, mtime in kept.items():
         if path != victim:
             assert path.stat().st_mtime_ns == mtime
-    third = run_grid(exp, small, results, resources=Resources(cpus=1), stream=io.StringIO())
+    third = train_grid([exp], small, results, resources=dict(cpus=1), stream=io.StringIO())
     assert third.finished == [] and third.skipped == 3
-    forced = run_grid(
-        exp, small, results, resources=Resources(cpus=1), force=True, stream=io.StringIO()
+    forced = train_grid(
+        [exp], small, results, resources=dict(cpus=1), force=True, stream=io.StringIO()
     )
     assert len(forced.finished) == 3
     table = read_results([results])
@@ -113,10 +114,10 @@ def test_a_failing_run_never_stops_the_others(tmp_path, local_ray, small):
         return train_run(cfg, data, device, on_epoch)
 
     out = io.StringIO()
-    outcome = run_grid(exp, small, tmp_path / "r", resources=Resources(cpus=1), train_fn=flaky,
+    outcome = train_grid([exp], small, tmp_path / "r", resources=dict(cpus=1), train_fn=flaky,
                        stream=out, max_retries=0)  # fmt: skip
     assert outcome.exit_code == 1
-    assert sorted(item["config"].seed for item in outcome.finished) == [0, 3]
+    assert sorted(item.run.config.seed for item in outcome.finished) == [0, 3]
     failures = {f["config"]["seed"]: f for f in read_failures(tmp_path / "r" / "exp")}
     assert set(failures) == {1, 2}
     assert "injected failure for seed 1" in failures[1]["error"]
@@ -124,8 +125,8 @@ def test_a_failing_run_never_stops_the_others(tmp_path, local_ray, small):
     assert "Worker" in failures[2]["error"] or "died" in failures[2]["error"]
     assert "FAILED" in out.getvalue()
     # Fixed and run again: only the failed runs train, and their failure records go away.
-    again = run_grid(exp, small, tmp_path / "r", resources=Resources(cpus=1), stream=io.StringIO())
-    assert sorted(item["config"].seed for item in again.finished) == [1, 2]
+    again = train_grid([exp], small, tmp_path / "r", resources=dict(cpus=1), stream=io.StringIO())
+    assert sorted(item.run.config.seed for item in again.finished) == [1, 2]
     assert read_failures(tmp_path / "r" / "exp") == [] and again.exit_code == 0
 
 
@@ -207,7 +208,7 @@ def test_a_config_shared_by_two_files_trains_once_and_lands_in_both(tmp_path, lo
     }
     # Resume across experiments: b's copy gone, a's still there -> filed again, nothing trained.
     Path(run_path(results / "b", shared).path).unlink()
-    again = run_grid(make_plan(load_experiments([a, b]), results), small, stream=io.StringIO())
+    again = train_grid(load_experiments([a, b]), small, results, stream=io.StringIO())
     assert again.finished == [] and run_path(results / "b", shared).exists()
 
 

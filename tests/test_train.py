@@ -8,11 +8,11 @@ import torch
 
 from fmnist_ray.config import RunConfig
 from fmnist_ray.data import DeviceData
+from fmnist_ray.metrics import EPOCH, NAMES
 from fmnist_ray.models import build_model
 from fmnist_ray.steps import EagerStep
 from fmnist_ray.train import (
     DIVERGENCE_CHECK_STEPS,
-    METRICS,
     _train_epoch,
     evaluate,
     make_loss,
@@ -48,7 +48,7 @@ def test_training_lowers_the_loss(small, options):
     assert outcome.status == "ok" and len(outcome.history) == 2
     assert outcome.history[-1]["test_loss"] < 0.9 * initial_test_loss(cfg, small)
     assert outcome.history[-1]["test_acc"] > 0.4  # chance is 0.1
-    assert set(outcome.history[0]) == {"epoch", *METRICS}
+    assert set(outcome.history[0]) == {EPOCH, *NAMES}  # the vocabulary, nothing else
 
 
 def test_steplr_is_stepped_every_batch(small):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from ..metrics import FIT, HEADLINE
+from ..words import plural
 from .arms import build_arms, completeness, describe_config, failure_config, find_axes
 from .base import choose_base
 from .load import ExperimentFiles
@@ -23,7 +25,6 @@ from .model import (
     Run,
 )
 from .stats import ALPHA, compare, holm, summarize
-from .text import plural
 
 
 def summarize_experiment(files: ExperimentFiles, all_runs: list[Run]) -> ExperimentReport:
@@ -60,13 +61,13 @@ def fill_statistics(report: ExperimentReport) -> None:
     """Per-arm summaries, the comparison with the base case, Holm over the compared arms, and
     each arm's verdict."""
     base = report.base
-    base_acc = {run.seed: run.final("test_acc") for run in base.runs} if base else {}
+    base_values = {run.seed: run.final(HEADLINE.name) for run in base.runs} if base else {}
     for arm in report.shown_arms:
-        arm.test_acc = summarize(arm.finals("test_acc"))
-        arm.train_loss = summarize(arm.finals("train_loss"))
+        arm.headline = summarize(arm.finals(HEADLINE.name))
+        arm.fit = summarize(arm.finals(FIT.name))
         if base is not None and arm is not base:
-            own = {run.seed: run.final("test_acc") for run in arm.runs}
-            arm.comparison = compare(own, base_acc)
+            own = {run.seed: run.final(HEADLINE.name) for run in arm.runs}
+            arm.comparison = compare(own, base_values)
     compared = [arm for arm in report.arms if arm.comparison is not None]
     adjusted = holm([arm.comparison.p_value for arm in compared])
     for arm, p in zip(compared, adjusted, strict=True):
@@ -112,6 +113,6 @@ def _experiment_notes(report: ExperimentReport) -> list[str]:
         )
     elif report.base_borrowed:
         notes.append(f"{name}: base case taken from experiment {report.base_source}")
-    if any(arm.test_acc.n == 1 for arm in report.shown_arms):
+    if any(arm.headline.n == 1 for arm in report.shown_arms):
         notes.append(f"{name}: some arms have a single seed: no interval, no p-value for them")
     return notes

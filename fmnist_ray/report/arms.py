@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import CONFIG_FIELDS, RunConfig
+from ..config import CONFIG_FIELDS, RunConfig, varying_fields
 from ..grid import Experiment
 from ..results import config_columns
 from .model import EXPERIMENT_FILE, Arm, Completeness, Run
@@ -40,11 +40,7 @@ def find_axes(
     experiment: Experiment | None, configs: list[dict[str, Any]], notes: list[str], name: str
 ) -> list[str]:
     """The experiment file's axes, plus any other field that varies among the runs found."""
-    varying = [
-        field_name
-        for field_name in CONFIG_FIELDS
-        if field_name != "seed" and len({repr(c[field_name]) for c in configs}) > 1
-    ]
+    varying = varying_fields(configs)
     if experiment is None:
         if configs:
             notes.append(

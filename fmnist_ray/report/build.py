@@ -62,6 +62,21 @@ def _safe_name(name: str) -> str:
     return re.sub(r"[^\w.-]", "_", name) or "experiment"
 
 
+def write_experiment(report: ExperimentReport, folder: Path) -> tuple[list[Path], list[Path]]:
+    """One experiment's summary (Markdown, HTML) and figures in `folder`: (summaries, figures)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    figures = [
+        path
+        for name, fig in build_figures(report).items()
+        for path in save_figure(fig, folder, name)
+    ]
+    blocks = summary_blocks(report)
+    summaries = [folder / "summary.md", folder / "summary.html"]
+    summaries[0].write_text(render_markdown(blocks), encoding="utf-8")
+    summaries[1].write_text(render_html(f"{report.name}: summary", blocks), encoding="utf-8")
+    return summaries, figures
+
+
 def make_report(
     paths: list[str | Path], out_dir: Path | None = None, reference: Path | None = None
 ) -> ReportResult:
@@ -70,7 +85,7 @@ def make_report(
     `paths`: experiment folders (results/NAME), a results root holding them, or run files;
     local paths or URIs (s3://bucket/prefix...), read through pyarrow.fs.
     Writes, under `out_dir`: index.md/.html with overview.png/.svg, and per experiment
-    <NAME>/summary.md/.html and <NAME>/{train_loss,test_acc,final_test_acc}.{png,svg}. Default
+    <NAME>/summary.md/.html and <NAME>/<FIGURES>.{png,svg} (model.FIGURES). Default
     `out_dir` (see `default_out_dir`): report/ inside the one folder given, else inside the
     folders' common parent. `reference`: a CSV of published values (references.py) to check.
     Raises ReportError when a path does not exist, there are no results, or the reference
@@ -83,18 +98,8 @@ def make_report(
     summaries, figures, folders = {}, {}, {}
     for report in reports:
         folder = out_dir / _safe_name(report.name)
-        folder.mkdir(parents=True, exist_ok=True)
         folders[report.name] = folder.name
-        figures[report.name] = [
-            path
-            for name, fig in build_figures(report).items()
-            for path in save_figure(fig, folder, name)
-        ]
-        blocks = summary_blocks(report)
-        summaries[report.name] = [folder / "summary.md", folder / "summary.html"]
-        summaries[report.name][0].write_text(render_markdown(blocks), encoding="utf-8")
-        title = f"{report.name}: summary"
-        summaries[report.name][1].write_text(render_html(title, blocks), encoding="utf-8")
+        summaries[report.name], figures[report.name] = write_experiment(report, folder)
     overview = save_figure(overview_figure(reports), out_dir, OVERVIEW)
     notes += [note for report in reports for note in report.notes]
     given = (Path(reference).name, refs) if refs is not None else None

@@ -1,6 +1,6 @@
 """Reading a results tree for the report: every file the report reads goes through `_read_tree`
-(results.py's readers) or `read_reference`; the rest groups what was read by experiment.
-Path checks live here too, so that switching to pyarrow.fs URIs touches this module only."""
+(results.py's readers) or `read_reference`; the rest groups what was read by experiment. Paths are
+local folders or pyarrow.fs URIs alike, checked here."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from pyarrow.fs import FileType
 
 from ..config import CONFIG_FIELDS
 from ..grid import Experiment, load_experiment
+from ..metrics import EPOCH, NAMES
 from ..results import (
     FAILURES_DIR,
-    METRIC_COLUMNS,
     RUNS_DIR,
     TRAIN_DIR,
     find_run_files,
@@ -29,7 +29,6 @@ from ..storage import Location, StorageError, is_uri, locate
 from .model import EXPERIMENT_FILE, ReportError, Run
 
 REPORT_DIR = "report"
-METRICS = tuple(name for name in METRIC_COLUMNS.names if name != "epoch")
 HINT = "pass an experiment's results folder (results/NAME) or a results root (results/)"
 
 
@@ -139,12 +138,12 @@ def runs_from_table(table: pa.Table) -> list[Run]:
     """Split a results table into runs, epochs in order (a run read twice counts once)."""
     rows: dict[tuple[str, str], dict[int, dict]] = defaultdict(dict)
     for row in table.to_pylist():
-        rows[(row["experiment"], row["run_id"])][row["epoch"]] = row
+        rows[(row["experiment"], row["run_id"])][row[EPOCH]] = row
     runs = []
     for (experiment, run_id), by_epoch in rows.items():
         ordered = [by_epoch[epoch] for epoch in sorted(by_epoch)]
         first = ordered[0]
-        metrics = {m: np.array([r[m] for r in ordered], dtype=float) for m in METRICS}
+        metrics = {m: np.array([r[m] for r in ordered], dtype=float) for m in NAMES}
         config = {name: first[name] for name in CONFIG_FIELDS}
         epochs = np.array(sorted(by_epoch))
         runs.append(Run(experiment, run_id, first["status"], config, epochs, metrics))

@@ -10,8 +10,13 @@ from typing import Any
 
 import numpy as np
 
+from ..metrics import FIT, HEADLINE
+
 EXPERIMENT_FILE = "experiment.toml"  # the copy of the experiment file beside its runs/
-FIGURES = ("train_loss", "test_acc", "final_test_acc")  # each experiment's figures, by file name
+# Each experiment's figures, by file name: the curves of FIT and HEADLINE, and HEADLINE's final
+# values per arm.
+FINAL_FIGURE = f"final_{HEADLINE.name}"
+FIGURES = (FIT.name, HEADLINE.name, FINAL_FIGURE)
 OVERVIEW = "overview"  # the figure of the whole report: one panel per experiment
 
 
@@ -119,9 +124,9 @@ class Arm:
     failed: list[dict[str, Any]] = field(default_factory=list)
     is_base: bool = False  # the arm every other arm is compared with (set by the base lookup)
     planned: int = 0  # seeds the experiment planned for it (0: unknown)
-    train_loss: Summary | None = None
-    test_acc: Summary | None = None
-    comparison: Comparison | None = None  # test accuracy against the base case
+    fit: Summary | None = None  # final values of metrics.FIT over the ok seeds
+    headline: Summary | None = None  # final values of metrics.HEADLINE: what arms are compared on
+    comparison: Comparison | None = None  # the headline metric against the base case
     verdict: str = NO_TEST
 
     def finals(self, metric: str) -> np.ndarray:
@@ -182,7 +187,7 @@ class ExperimentReport:
         """Complete arms significantly above the base case (Holm), highest mean first."""
         return sorted(
             (arm for arm in self.arms if arm.verdict == BETTER),
-            key=lambda arm: -arm.test_acc.mean,
+            key=lambda arm: -arm.headline.mean,
         )
 
     @property
@@ -199,7 +204,7 @@ class ExperimentReport:
         """The complete arm or the base case with the highest mean final test accuracy."""
         # The base case counts even when short of seeds: it is the yardstick, never a winner.
         candidates = [a for a in self.shown_arms if a.runs and (a.is_base or not a.incomplete)]
-        return max(candidates, key=lambda arm: arm.test_acc.mean, default=None)
+        return max(candidates, key=lambda arm: arm.headline.mean, default=None)
 
     @property
     def base_borrowed(self) -> bool:

@@ -9,11 +9,10 @@ import csv
 import io
 import math
 
-from ..config import CONFIG_FIELDS
-from .load import METRICS
+from ..config import CONFIG_FIELDS, format_value
+from ..metrics import NAMES
 from .model import Arm, ExperimentReport, Reference, ReferenceCheck, ReportError
 from .stats import summarize
-from .text import format_value
 
 COLUMNS = ("experiment", "arm", "metric", "value", "note")
 
@@ -28,8 +27,8 @@ def parse_references(text: str, source: str) -> list[Reference]:
     for line, row in enumerate(reader, start=2):
         where = f"{source}, line {line}"
         metric = (row["metric"] or "").strip()
-        if metric not in METRICS:
-            raise ReportError(f"{where}: metric {metric!r} is not one of {', '.join(METRICS)}")
+        if metric not in NAMES:
+            raise ReportError(f"{where}: metric {metric!r} is not one of {', '.join(NAMES)}")
         try:
             value = float(row["value"])
         except (TypeError, ValueError):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..metrics import FIT, HEADLINE, LOSSES
+from ..words import error_headline
 from .arms import describe_config
 from .document import (
     Block,
@@ -27,7 +29,6 @@ from .text import (
     interval,
     metric_interval,
     metric_text,
-    number,
     seeds_text,
     short_verdict,
     signed,
@@ -66,10 +67,10 @@ def arm_name(report: ExperimentReport, arm: Arm) -> str:
 
 
 def _ci_cell(arm: Arm) -> str:
-    n = arm.test_acc.n
+    n = arm.headline.n
     if n < 2:
         return "no finished runs" if n == 0 else "n=1: no interval"
-    return interval(arm.test_acc.ci_low * 100, arm.test_acc.ci_high * 100)
+    return metric_interval(HEADLINE.name, arm.headline.ci_low, arm.headline.ci_high)
 
 
 def _delta(arm: Arm, spread: bool = True) -> str:
@@ -106,17 +107,18 @@ def arm_table(report: ExperimentReport) -> Table:
     columns += [Column("test acc (%)"), Column("95% CI (%)"), Column("Δ vs base, 95% CI (pp)")]
     columns += [Column("test", text=True), Column("p"), Column("Holm p")]
     columns += [Column("verdict", text=True, wrap=True)]
-    checks = {c.arm: c for c in report.references if c.reference.metric == "test_acc"}
+    checks = {c.arm: c for c in report.references if c.reference.metric == HEADLINE.name}
     if checks:
         columns += [Column("reference (%)"), Column("in 95% PI", text=True)]
     rows = []
     for arm in report.shown_arms:
-        cells = [arm_name(report, arm), seeds_text(arm), number(arm.train_loss.mean, ".4f")]
-        cells += [number(arm.test_acc.mean * 100), _ci_cell(arm), *_comparison_cells(arm)]
+        cells = [arm_name(report, arm), seeds_text(arm), metric_text(FIT.name, arm.fit.mean)]
+        cells += [metric_text(HEADLINE.name, arm.headline.mean), _ci_cell(arm)]
+        cells += _comparison_cells(arm)
         cells.append(_verdict_cell(arm))
         if checks:
             check = checks.get(arm)
-            value = metric_text("test_acc", check.reference.value) if check else DASH
+            value = metric_text(HEADLINE.name, check.reference.value) if check else DASH
             cells += [value, _inside_text(check) if check else DASH]
         kind = "winner" if arm is report.winner else "base" if arm.is_base else ""
         rows.append(Row(cells, kind))
@@ -151,13 +153,10 @@ def _base_fact(report: ExperimentReport) -> str:
 
 
 def _diverged_epoch(run: Run) -> str:
-    bad = ~np.isfinite(run.metrics["train_loss"]) | ~np.isfinite(run.metrics["test_loss"])
+    bad = np.zeros(len(run.epochs), dtype=bool)
+    for loss in LOSSES:
+        bad |= ~np.isfinite(run.metrics[loss.name])
     return f"loss not finite at epoch {int(run.epochs[bad][0])}" if bad.any() else "diverged"
-
-
-def _first_line(text: object) -> str:
-    lines = str(text or "").strip().splitlines()
-    return lines[-1] if lines and lines[0].startswith("Traceback") else (lines or [""])[0]
 
 
 def problem_lines(report: ExperimentReport) -> tuple[list[str], list[str]]:
@@ -168,7 +167,7 @@ def problem_lines(report: ExperimentReport) -> tuple[list[str], list[str]]:
     ]
     failed = [
         f"`{record.get('run_id')}` {arm.label}, seed {record.get('config', {}).get('seed', '?')}: "
-        + _first_line(record.get("error"))
+        + error_headline(record.get("error"))
         for arm, record in report.failed
     ]
     return diverged, failed
@@ -213,14 +212,14 @@ def _top_cells(report: ExperimentReport) -> list[Inline]:
     elif top is not report.winner and not top.is_base:
         name = (name, " (highest mean, not significant)")
     holm_p = _comparison_cells(top)[3]
-    return [name, number(top.test_acc.mean * 100), _delta(top, spread=False), holm_p]
+    return [name, metric_text(HEADLINE.name, top.headline.mean), _delta(top, spread=False), holm_p]
 
 
 def _index_row(report: ExperimentReport, folder: str) -> Row:
     cells: list[Inline] = [Link(report.name, f"{folder}/summary", page=True)]
     state, sep, detail = report.completeness.describe().partition(" (")
     cells += [(Nowrap(state), sep + detail)]
-    cells += [number(report.base.test_acc.mean * 100) if report.base else DASH]
+    cells += [metric_text(HEADLINE.name, report.base.headline.mean) if report.base else DASH]
     cells += [short_verdict(report), *_top_cells(report)]
     links = [Link(name, f"{folder}/{name}.png") for name in FIGURES]
     cells.append(tuple(part for link in links for part in (link, " "))[:-1])

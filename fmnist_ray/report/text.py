@@ -7,30 +7,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..config import format_value
+from ..metrics import metric
 from .model import Arm, ExperimentReport
 
 MINUS = "\u2212"
 DASH = "–"  # an empty cell: no value to show
-METRIC_NAMES = {
-    "train_loss": "training loss",
-    "train_acc": "training accuracy",
-    "test_loss": "test loss",
-    "test_acc": "test accuracy",
-    "last_lr": "learning rate after the last step",
-    "seconds": "seconds per epoch",
-    "images_per_s": "training images/s",
-}
-
-
-def format_value(value: Any) -> str:
-    """An axis value as an experiment file writes it: 0.001, true, 6,16,120, none."""
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
 
 
 def arm_label(values: dict[str, Any]) -> str:
@@ -38,11 +20,6 @@ def arm_label(values: dict[str, Any]) -> str:
     LeNet-5 options of an fc run) are left out unless nothing else is left."""
     shown = {axis: value for axis, value in values.items() if value is not None} or values
     return ", ".join(f"{axis}={format_value(value)}" for axis, value in shown.items())
-
-
-def scale(metric: str) -> float:
-    """Accuracies are shown in percent, everything else as recorded."""
-    return 100.0 if metric.endswith("_acc") else 1.0
 
 
 def number(value: float | None, spec: str = ".2f") -> str:
@@ -72,29 +49,22 @@ def format_p(p: float) -> str:
     return "<0.001" if p < 0.001 else format(p, ".3g")
 
 
-def _spec(metric: str) -> str:
-    """Accuracy in % to 2 decimals, losses to 4, anything else to 4 significant digits."""
-    return ".2f" if metric.endswith("_acc") else ".4f" if metric.endswith("_loss") else ".4g"
+def metric_text(name: str, value: float) -> str:
+    """A metric's value as the tables show it (its vocabulary entry's scale and format)."""
+    shown = metric(name)
+    return number(value * shown.scale, shown.spec)
 
 
-def metric_text(metric: str, value: float) -> str:
-    """A metric's value as the tables show it (see `_spec`)."""
-    return number(value * scale(metric), _spec(metric))
-
-
-def metric_interval(metric: str, low: float, high: float) -> str:
+def metric_interval(name: str, low: float, high: float) -> str:
     """An interval of a metric's values, written like `metric_text`."""
-    return interval(low * scale(metric), high * scale(metric), _spec(metric))
+    shown = metric(name)
+    return interval(low * shown.scale, high * shown.scale, shown.spec)
 
 
 def p_text(name: str, p: float) -> str:
     """'p = 0.0312', 'Holm p < 0.001': a p-value in a sentence."""
     shown = format_p(p)
     return f"{name} < {shown[1:]}" if shown.startswith("<") else f"{name} = {shown}"
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def seeds_text(arm: Arm) -> str:
@@ -117,7 +87,7 @@ def difference_text(arm: Arm) -> str:
 
 def arm_result(arm: Arm) -> str:
     """'lr=0.0016, 89.40% (+0.45 pp [...], paired t, ...)': one arm in one line."""
-    head = f"{arm.label}, {arm.test_acc.mean * 100:.2f}%"
+    head = f"{arm.label}, {arm.headline.mean * 100:.2f}%"
     return head + ("" if arm.is_base else f" ({difference_text(arm)})")
 
 
@@ -159,7 +129,7 @@ def verdict_lines(report: ExperimentReport) -> list[tuple[str, str]]:
             lines = [("verdict", "no arm is significantly above the base case at 95%")]
         highest = report.highest
         if highest is not None and highest.is_base:
-            lines.append(("highest mean", f"the base case itself, {highest.test_acc.mean:.2%}"))
+            lines.append(("highest mean", f"the base case itself, {highest.headline.mean:.2%}"))
         elif highest is not None:
             lines.append(("highest mean (not significant)", arm_result(highest)))
     lines += [("significantly lower", arm_result(arm)) for arm in report.worse]

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
-from ..model import ExperimentReport
+from ...metrics import FIT, HEADLINE
+from ..model import FINAL_FIGURE, ExperimentReport
 from .common import arm_colors, grid_roles, save_figure
 from .curves import curve_figure
 from .final import final_figure
@@ -24,9 +25,10 @@ __all__ = [
 
 
 def build_figures(report: ExperimentReport) -> dict[str, Figure]:
-    """The experiment's three figures, unsaved: {'train_loss', 'test_acc', 'final_test_acc'}."""
+    """The experiment's figures, unsaved, by file name (model.FIGURES): the curves of the fit
+    and headline metrics, and the headline's final values."""
     return {
-        "train_loss": curve_figure(report, "train_loss"),
-        "test_acc": curve_figure(report, "test_acc"),
-        "final_test_acc": final_figure(report),
+        FIT.name: curve_figure(report, FIT.name),
+        HEADLINE.name: curve_figure(report, HEADLINE.name),
+        FINAL_FIGURE: final_figure(report),
     }

@@ -8,8 +8,10 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from ...config import format_value
+from ...metrics import HEADLINE
 from ..model import Arm, ExperimentReport
-from ..text import format_value, p_text, signed, verdict_lines
+from ..text import p_text, signed, verdict_lines
 from .common import (
     AXIS_LABELS,
     BASE_COLOR,
@@ -52,7 +54,7 @@ def positions(report: ExperimentReport) -> tuple[str, dict[str, float], dict[str
 def draw_points(ax: Any, arms: list[Arm], xs: list[float], colors: dict[str, Any]) -> None:
     """Mean with 95% CI error bar; a square for the base case, hollow for a single seed."""
     for arm, x in zip(arms, xs, strict=True):
-        stats = arm.test_acc
+        stats = arm.headline
         y = stats.mean * 100
         single = stats.n < 2
         yerr = None if single else [[y - stats.ci_low * 100], [stats.ci_high * 100 - y]]
@@ -75,9 +77,9 @@ def draw_points(ax: Any, arms: list[Arm], xs: list[float], colors: dict[str, Any
 
 def draw_base(ax: Any, report: ExperimentReport, label: bool = True) -> None:
     """The base case's mean as a dashed line across the axes, its 95% CI as a grey band."""
-    if report.base is None or not report.base.test_acc.n:
+    if report.base is None or not report.base.headline.n:
         return
-    stats = report.base.test_acc
+    stats = report.base.headline
     where = f", from {report.base_source}" if report.base_borrowed else ""
     text = f"base case: {stats.mean * 100:.2f}% (n={stats.n}{where})" if label else "_nolegend_"
     ax.axhline(stats.mean * 100, color=BASE_COLOR, ls="--", lw=1.2, label=text, zorder=1)
@@ -94,7 +96,7 @@ def draw_base(ax: Any, report: ExperimentReport, label: bool = True) -> None:
 
 
 def draw_references(ax: Any, report: ExperimentReport, where: dict[str, float]) -> None:
-    checks = [c for c in report.references if c.reference.metric == "test_acc"]
+    checks = [c for c in report.references if c.reference.metric == HEADLINE.name]
     for i, check in enumerate(c for c in checks if c.arm.label in where):
         draw_reference(ax, where[check.arm.label], check.reference.value * 100, first=i == 0)
 
@@ -115,7 +117,7 @@ def final_figure(report: ExperimentReport) -> Figure:
         if kind == "numeric" and len(arms) > 1:
             ordered = sorted(arms, key=lambda a: where[a.label])
             xs = [where[a.label] for a in ordered]
-            ax.plot(xs, [a.test_acc.mean * 100 for a in ordered], color="0.6", lw=1, zorder=2)
+            ax.plot(xs, [a.headline.mean * 100 for a in ordered], color="0.6", lw=1, zorder=2)
         draw_points(ax, arms, [where[arm.label] for arm in arms], arm_colors(report))
     _draw_unfinished(ax, report, where)
     if not arms:
@@ -174,7 +176,7 @@ def _draw_grid_lines(
         xs = [where[a.label] for a in members]
         ax.plot(
             xs,
-            [a.test_acc.mean * 100 for a in members],
+            [a.headline.mean * 100 for a in members],
             lw=1.6,
             zorder=2,
             color=line_color(report, line_axis, value),
@@ -189,7 +191,7 @@ def ring_top(ax: Any, report: ExperimentReport, where: dict[str, float], note: b
     top = report.winner or report.highest
     if top is None or top.is_base or top.label not in where:
         return
-    x, y = where[top.label], top.test_acc.mean * 100
+    x, y = where[top.label], top.headline.mean * 100
     color = BEST_COLOR if top is report.winner else "0.45"
     short = top.label if len(top.label) <= 40 else "named above"
     c = top.comparison
@@ -243,7 +245,7 @@ def _axes(ax: Any, report: ExperimentReport, kind: str, ticks: dict[str, float],
     ax.margins(y=0.25)  # room above the ringed point for its annotation
     ax.grid(True, axis="y", alpha=0.3)
     ax.get_figure().suptitle(f"{report.name}: final test accuracy per arm", weight="bold")
-    hollow = any(arm.test_acc.n == 1 for arm in report.arms)
+    hollow = any(arm.headline.n == 1 for arm in report.arms)
     lines = [
         "mean over seeds with 95% CI (t interval)"
         + ("; hollow marker: n=1, no interval" if hollow else "")

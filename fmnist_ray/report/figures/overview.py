@@ -8,8 +8,8 @@ import math
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from ...config import format_value
 from ..model import ExperimentReport
-from ..text import format_value
 from .common import BASE_COLOR, BEST_COLOR, REFERENCE_LABEL, REFERENCE_STYLE, arm_colors, new_figure
 from .final import draw_base, draw_points, draw_references, ring_top
 
