@@ -14,6 +14,7 @@ WHERE_RAY_LOOKS = (
     "(`ray get-auth-token` on the head node prints the cluster's token)"
 )
 REACH_TIMEOUT_S = 5.0
+PACKAGE_DIR = Path(__file__).resolve().parent  # this package's code, shipped to a cluster
 
 
 class ClusterError(RuntimeError):

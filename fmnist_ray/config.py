@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
@@ -27,7 +28,6 @@ LENET_DEFAULTS: dict[str, Any] = {
     "dropout": False,
     "channels": (6, 16, 120),
 }
-STEPLR_FIELDS = ("step_size", "gamma")
 # Part of every run id. Bump it by hand whenever what a run computes changes (the training loop,
 # a model, the data pipeline, a metric), so results of the old code are never reused as new ones.
 # 1: the first versioned ids (divergence caught within DIVERGENCE_CHECK_STEPS of a non-finite loss).
@@ -138,6 +138,10 @@ class RunConfig(BaseModel):
         return " ".join(parts)
 
 
+DEFAULT_GPUS_PER_RUN = 0.25  # small models: four runs share one GPU unless told otherwise
+DEFAULT_RETRIES = 2  # Ray's retries of a run whose worker or node died
+
+
 class Resources(BaseModel):
     """What Ray reserves for each run. Not part of the run id: where a run ran never changes it."""
 
@@ -214,3 +218,14 @@ def make_config(options: dict[str, Any], where: Any = None) -> RunConfig:
         return RunConfig(**options)
     except ValidationError as error:
         raise ConfigError(describe_errors(error, where)) from None
+
+
+def varying_fields(configs: Iterable[dict[str, Any]]) -> list[str]:
+    """The fields (seed excluded) that take more than one value among `configs` (dumps or
+    Parquet columns), in RunConfig's order: an experiment's axes."""
+    dumped = list(configs)
+    return [
+        name
+        for name in CONFIG_FIELDS
+        if name != "seed" and len({repr(config[name]) for config in dumped}) > 1
+    ]

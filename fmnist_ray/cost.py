@@ -4,7 +4,7 @@ Used to submit the longest runs first and to predict a grid's wall time; never p
 
 from __future__ import annotations
 
-from .config import LENET_DEFAULTS, RunConfig
+from .config import RunConfig
 
 TRAIN_IMAGES = 60_000
 TEST_IMAGES = 10_000
@@ -26,7 +26,7 @@ def work_per_image(cfg: RunConfig) -> tuple[int, int, int]:
     batch norm counts its layers' values twice."""
     if cfg.model == "fc":
         return 0, 784 * 512 + 512 * 10, 784 + 2 * 512
-    c1, c2, c3 = cfg.channels or LENET_DEFAULTS["channels"]
+    c1, c2, c3 = cfg.channels  # a lenet5 config always has them
     conv = c1 * 1 * 25 * 28 * 28 + c2 * c1 * 25 * 10 * 10 + c3 * c2 * 25
     conv_values = c1 * 28 * 28 + c2 * 10 * 10 + c3
     values = conv_values * (3 if cfg.batchnorm else 2) + c1 * 14 * 14 + c2 * 5 * 5 + 2 * 84

@@ -17,10 +17,6 @@ if TYPE_CHECKING:  # torch is imported where it is used: a driver that only load
     import torch
 
 ENV_VAR = "FMNIST_DATA_DIR"
-CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)  # fmt: skip
 # name -> (MD5 of the official .gz, shape of the unpacked array)
 FILES = {
     "train-images-idx3-ubyte": ("8d4fb7e6c68d591d4c3dfef9ec88bf0d", (60000, 28, 28)),

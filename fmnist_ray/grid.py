@@ -11,7 +11,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .config import CONFIG_FIELDS, ConfigError, Resources, RunConfig, describe_errors
+from .config import (
+    CONFIG_FIELDS,
+    ConfigError,
+    Resources,
+    RunConfig,
+    describe_errors,
+    varying_fields,
+)
 
 TOP_LEVEL_KEYS = ("description", "seeds", "base", "grid", "variants", "resources")
 
@@ -37,12 +44,7 @@ class Experiment:
     @property
     def axes(self) -> list[str]:
         """Config fields that take more than one value across the runs (seed excluded)."""
-        dumped = [cfg.model_dump() for cfg in self.runs]
-        return [
-            name
-            for name in CONFIG_FIELDS
-            if name != "seed" and len({repr(d[name]) for d in dumped}) > 1
-        ]
+        return varying_fields(cfg.model_dump() for cfg in self.runs)
 
     @property
     def base_config(self) -> RunConfig:
@@ -105,17 +107,7 @@ def load_experiment(path: str | Path, text: str | None = None) -> Experiment:
     `path` then only names it."""
     file = str(path)
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text() if text is None else text)
-    except FileNotFoundError:
-        raise ExperimentError([f"{file}: no such experiment file"]) from None
-    except IsADirectoryError:
-        raise ExperimentError([f"{file}: is a folder, expected an experiment .toml file"]) from None
-    except tomllib.TOMLDecodeError as error:
-        raise ExperimentError([f"{file}: not valid TOML: {error}"]) from None
-    except UnicodeDecodeError:
-        raise ExperimentError([f"{file}: not a text file"]) from None
-
+    raw = _read_toml(path, text)
     problems: list[str] = []
     for key in raw:
         if key not in TOP_LEVEL_KEYS:
@@ -137,19 +129,7 @@ def load_experiment(path: str | Path, text: str | None = None) -> Experiment:
                 f"of values (for a single value, put it under [base])"
             )
             del grid[key]
-    raw_variants = raw.get("variants", [])
-    if not isinstance(raw_variants, list):
-        problems.append(f"{file}: variants: use [[variants]] tables (a list of override sets)")
-        raw_variants = []
-    variants = []
-    for i, variant in enumerate(raw_variants):
-        checked = _check_table(problems, file, f"variants[{i}]", variant)
-        for key in checked.keys() & grid.keys():
-            problems.append(
-                f"{file}: variants[{i}].{key}: also in [grid]; a key is either swept in [grid] "
-                f"or set by variants, not both"
-            )
-        variants.append(checked)
+    variants = _parse_variants(problems, file, raw.get("variants", []), grid)
     resources = _parse_resources(problems, file, raw.get("resources", {}))
     runs = _expand(problems, file, base, grid, variants, seeds) if not problems else []
     if problems:
@@ -165,6 +145,40 @@ def load_experiment(path: str | Path, text: str | None = None) -> Experiment:
         resources=resources,
         runs=tuple(runs),
     )
+
+
+def _read_toml(path: Path, text: str | None) -> dict[str, Any]:
+    """The file's TOML as a dict, or an ExperimentError saying why it can't be read."""
+    file = str(path)
+    try:
+        return tomllib.loads(path.read_text() if text is None else text)
+    except FileNotFoundError:
+        raise ExperimentError([f"{file}: no such experiment file"]) from None
+    except IsADirectoryError:
+        raise ExperimentError([f"{file}: is a folder, expected an experiment .toml file"]) from None
+    except tomllib.TOMLDecodeError as error:
+        raise ExperimentError([f"{file}: not valid TOML: {error}"]) from None
+    except UnicodeDecodeError:
+        raise ExperimentError([f"{file}: not a text file"]) from None
+
+
+def _parse_variants(
+    problems: list[str], file: str, raw: Any, grid: dict[str, list[Any]]
+) -> list[dict[str, Any]]:
+    """The [[variants]] override sets; a key may not be both swept and set by a variant."""
+    if not isinstance(raw, list):
+        problems.append(f"{file}: variants: use [[variants]] tables (a list of override sets)")
+        return []
+    variants = []
+    for i, variant in enumerate(raw):
+        checked = _check_table(problems, file, f"variants[{i}]", variant)
+        for key in checked.keys() & grid.keys():
+            problems.append(
+                f"{file}: variants[{i}].{key}: also in [grid]; a key is either swept in [grid] "
+                f"or set by variants, not both"
+            )
+        variants.append(checked)
+    return variants
 
 
 def _expand(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import RunConfig
+from .config import LENET_DEFAULTS, RunConfig
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU}
 POOLS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
@@ -40,11 +40,11 @@ class LeNet5(nn.Module):
 
     def __init__(
         self,
-        activation: str = "tanh",
-        pooling: str = "avg",
-        batchnorm: bool = False,
-        dropout: bool = False,
-        channels: tuple[int, int, int] = (6, 16, 120),
+        activation: str = LENET_DEFAULTS["activation"],
+        pooling: str = LENET_DEFAULTS["pooling"],
+        batchnorm: bool = LENET_DEFAULTS["batchnorm"],
+        dropout: bool = LENET_DEFAULTS["dropout"],
+        channels: tuple[int, int, int] = LENET_DEFAULTS["channels"],
         softmax: bool = False,
     ):
         super().__init__()
@@ -77,12 +77,13 @@ def build_model(cfg: RunConfig) -> nn.Module:
     softmax = cfg.loss == "mse"
     if cfg.model == "fc":
         return FCNet(softmax=softmax)
+    # A lenet5 config always has every LeNet-5 option (RunConfig fills in the base case).
     return LeNet5(
-        activation=cfg.activation or "tanh",
-        pooling=cfg.pooling or "avg",
-        batchnorm=bool(cfg.batchnorm),
-        dropout=bool(cfg.dropout),
-        channels=cfg.channels or (6, 16, 120),
+        activation=cfg.activation,
+        pooling=cfg.pooling,
+        batchnorm=cfg.batchnorm,
+        dropout=cfg.dropout,
+        channels=cfg.channels,
         softmax=softmax,
     )
 

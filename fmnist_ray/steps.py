@@ -2,7 +2,7 @@
 
 Both keep the epoch's loss sum and correct count on the device, so the loop syncs only to check
 for divergence. On a GPU a LeNet-sized step is bound by kernel launches, not arithmetic: a CUDA
-graph replays the whole step with one launch, 4.2x the eager step's images/s on an H200
+graph replays the whole step with one launch, 4.99x the eager step's images/s on an H200
 (benchmarks/RESULTS.md). CPU runs always take the eager step, so CPU histories do not change.
 """
 
