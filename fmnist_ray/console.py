@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 from typing import Any
 
-from .config import format_value
+from .config import SEED_FIELD, format_value
 from .grid import Experiment
 from .plan import Plan, PlannedRun, label
 from .progress import clock
@@ -81,7 +81,7 @@ def plan_overview(plan: Plan, slots: int) -> str:
 
 def run_table(plan: Plan, exp: Experiment) -> str:
     """Every run of one experiment: its values, status and estimated duration."""
-    fields = [*exp.axes, "seed"]
+    fields = [*exp.axes, SEED_FIELD]
     rows = [
         [run.run_id, *(format_value(getattr(run.config, f)) for f in fields),
          run_status(run, exp.name), clock(run.seconds)]

@@ -11,7 +11,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .config import CONFIG_FIELDS, ConfigError, Resources, RunConfig, describe_errors
+from .config import (
+    CONFIG_FIELDS,
+    SEED_FIELD,
+    ConfigError,
+    Resources,
+    RunConfig,
+    describe_errors,
+)
 
 TOP_LEVEL_KEYS = ("description", "seeds", "base", "grid", "variants", "resources")
 
@@ -41,13 +48,13 @@ class Experiment:
         return [
             name
             for name in CONFIG_FIELDS
-            if name != "seed" and len({repr(d[name]) for d in dumped}) > 1
+            if name != SEED_FIELD and len({repr(d[name]) for d in dumped}) > 1
         ]
 
     @property
     def base_config(self) -> RunConfig:
         """The experiment's [base] with the first seed: the reference arm of a report."""
-        return RunConfig(**self.base, seed=self.seeds[0])
+        return RunConfig(**self.base, **{SEED_FIELD: self.seeds[0]})
 
 
 def _check_table(problems: list[str], file: str, section: str, value: Any) -> dict:
@@ -55,14 +62,16 @@ def _check_table(problems: list[str], file: str, section: str, value: Any) -> di
         problems.append(f"{file}: [{section}] must be a table of options, got {value!r}")
         return {}
     for key in value:
-        if key == "seed":
-            problems.append(f"{file}: {section}.seed: set seeds with the top-level `seeds = [...]`")
+        if key == SEED_FIELD:
+            problems.append(
+                f"{file}: {section}.{key}: set seeds with the top-level `seeds = [...]`"
+            )
         elif key not in CONFIG_FIELDS:
             problems.append(
                 f"{file}: {section}.{key}: unknown option; known options are: "
-                + ", ".join(f for f in CONFIG_FIELDS if f != "seed")
+                + ", ".join(f for f in CONFIG_FIELDS if f != SEED_FIELD)
             )
-    return {k: v for k, v in value.items() if k in CONFIG_FIELDS and k != "seed"}
+    return {k: v for k, v in value.items() if k in CONFIG_FIELDS and k != SEED_FIELD}
 
 
 def _parse_seeds(problems: list[str], file: str, value: Any) -> tuple[int, ...]:
@@ -188,7 +197,7 @@ def _expand(
 
         for combo in itertools.product(*grid.values()):
             for seed in seeds:
-                options = base | dict(zip(grid, combo)) | variant | {"seed": seed}
+                options = base | dict(zip(grid, combo)) | variant | {SEED_FIELD: seed}
                 try:
                     cfg = RunConfig(**options)
                 except ValidationError as error:

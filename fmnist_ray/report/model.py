@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from ..config import SEED_FIELD
+
 EXPERIMENT_FILE = "experiment.toml"  # the copy of the experiment file beside its runs/
 FIGURES = ("train_loss", "test_acc", "final_test_acc")  # each experiment's figures, by file name
 OVERVIEW = "overview"  # the figure of the whole report: one panel per experiment
@@ -101,7 +103,7 @@ class Run:
 
     @property
     def seed(self) -> int:
-        return self.config["seed"]
+        return self.config[SEED_FIELD]
 
     def final(self, metric: str) -> float:
         return float(self.metrics[metric][-1])

@@ -8,10 +8,10 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from ...config import axis_label
 from ..model import Arm, ExperimentReport
 from ..text import format_value, p_text, signed, verdict_lines
 from .common import (
-    AXIS_LABELS,
     BASE_COLOR,
     BEST_COLOR,
     arm_colors,
@@ -219,9 +219,9 @@ def ring_top(ax: Any, report: ExperimentReport, where: dict[str, float], note: b
 
 def _x_label(report: ExperimentReport, kind: str) -> str:
     if kind == "grid":
-        return AXIS_LABELS.get(grid_roles(report)[0], grid_roles(report)[0])
+        return axis_label(grid_roles(report)[0])
     if len(report.axes) == 1:
-        return AXIS_LABELS.get(report.axes[0], report.axes[0])
+        return axis_label(report.axes[0])
     if report.axes:
         return " / ".join(report.axes) + " (tick lines, top to bottom)"
     return "configuration"
