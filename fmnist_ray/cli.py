@@ -14,10 +14,17 @@ import typer
 
 from .config import ConfigError, RunConfig
 from .options import (
+    CpusPerRun,
     DataDir,
     Download,
     ExperimentPaths,
+    Force,
+    GpusPerRun,
+    NumCpus,
+    NumGpus,
+    RayAddress,
     ResultsDir,
+    Retries,
     as_arguments,
     lend_options,
     with_config_options,
@@ -191,43 +198,16 @@ def plan(
 @user_errors
 def run(
     experiments: ExperimentPaths,
-    address: Annotated[
-        str | None,
-        typer.Option(
-            envvar="RAY_ADDRESS",
-            help="Ray cluster to join (e.g. 10.0.0.5:6379 or auto). Default: a local Ray.",
-        ),
-    ] = None,
-    gpus_per_run: Annotated[
-        float | None,
-        typer.Option(
-            help="GPUs per run; fractions pack runs (0.25 = 4 per GPU). Default: "
-            "the file's resources table, else 0.25 with GPUs, 0 without."
-        ),  # fmt: skip
-    ] = None,
-    cpus_per_run: Annotated[
-        float | None,
-        typer.Option(
-            help="CPUs per run (torch threads). Default: the file's resources table, else 1."
-        ),
-    ] = None,
+    address: RayAddress = None,
+    gpus_per_run: GpusPerRun = None,
+    cpus_per_run: CpusPerRun = None,
     results: ResultsDir = "results",
     data_dir: DataDir = None,
-    force: Annotated[bool, typer.Option(help="Retrain runs that are already done.")] = False,
-    num_cpus: Annotated[
-        int | None, typer.Option(help="CPUs of the local Ray (default: all).")
-    ] = None,
-    num_gpus: Annotated[
-        int | None, typer.Option(help="GPUs of the local Ray (default: detected).")
-    ] = None,
+    force: Force = False,
+    num_cpus: NumCpus = None,
+    num_gpus: NumGpus = None,
     download: Download = True,
-    retries: Annotated[
-        int,
-        typer.Option(
-            help="Retries of a run whose worker or node died. An exception raised by training "
-            "is not retried: the same config and seed would raise it again."
-        ),
-    ] = 2,
+    retries: Retries = 2,
 ) -> None:
     """Train every run of the experiment files in parallel on Ray, longest first. A run whose
     result exists anywhere under the results root is filed, not trained again."""

@@ -40,11 +40,40 @@ ResultsDir = Annotated[
 Download = Annotated[
     bool, typer.Option("--download/--no-download", help="Download the data when it is missing.")
 ]
-
-
 ExperimentPaths = Annotated[
     list[Path],
     typer.Argument(help="Experiment files or folders of them, e.g. experiments/ or lr.toml."),
+]
+
+
+# `run`'s own options (`submit` lends them: `lend_options`).
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        envvar="RAY_ADDRESS",
+        help="Ray cluster to join (e.g. 10.0.0.5:6379 or auto). Default: a local Ray.",
+    ),
+]
+GpusPerRun = Annotated[
+    float | None,
+    typer.Option(
+        help="GPUs per run; fractions pack runs (0.25 = 4 per GPU). Default: "
+        "the file's resources table, else 0.25 with GPUs, 0 without."
+    ),
+]
+CpusPerRun = Annotated[
+    float | None,
+    typer.Option(help="CPUs per run (torch threads). Default: the file's resources table, else 1."),
+]
+Force = Annotated[bool, typer.Option(help="Retrain runs that are already done.")]
+NumCpus = Annotated[int | None, typer.Option(help="CPUs of the local Ray (default: all).")]
+NumGpus = Annotated[int | None, typer.Option(help="GPUs of the local Ray (default: detected).")]
+Retries = Annotated[
+    int,
+    typer.Option(
+        help="Retries of a run whose worker or node died. An exception raised by training "
+        "is not retried: the same config and seed would raise it again."
+    ),
 ]
 
 

@@ -19,8 +19,8 @@ def describe_config(config: dict[str, Any]) -> str:
     """A config (Parquet columns) in RunConfig.describe()'s words, without the seed."""
     options = {k: v for k, v in config.items() if v is not None} | {SEED_FIELD: 0}
     try:
-        cfg = from_columns(options)
-        return f"{cfg.describe().removesuffix(' seed=0')} epochs={cfg.epochs}"  # not in describe()
+        cfg = from_columns(options)  # describe() leaves epochs out and ends with the seed
+        return f"{cfg.describe().removesuffix(f' {SEED_FIELD}=0')} epochs={cfg.epochs}"
     except ValueError:
         return arm_label(without_seed(config))
 
