@@ -7,19 +7,33 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from .config import (
-    CONFIG_FIELDS,
-    DEFAULT_GPUS_PER_RUN,
-    DEFAULT_RETRIES,
-    ConfigError,
-    allowed_values,
-    make_config,
+from .config import DEFAULT_RETRIES, ConfigError, RunConfig
+from .options import (
+    CpusPerRun,
+    DataDir,
+    Download,
+    ExperimentPaths,
+    Force,
+    GpusPerRun,
+    NumCpus,
+    NumGpus,
+    RayAddress,
+    ResultsDir,
+    Retries,
+    as_arguments,
+    lend_options,
+    with_config_options,
 )
 from .submit import DEFAULT_DASHBOARD
+
+try:  # recent typer versions vendor click as typer._click; older ones use click itself
+    from typer._click.exceptions import ClickException, UsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import ClickException, UsageError
 
 app = typer.Typer(
     help="Ablation studies of Fashion-MNIST classifiers, trained in parallel on Ray.",
@@ -28,9 +42,6 @@ app = typer.Typer(
     add_completion=False,
 )
 USAGE_ERROR = 2
-# click's exception classes, wherever this typer version keeps click (recent ones vendor it).
-ClickUsageError: type[Exception] = typer.BadParameter.__mro__[1]
-ClickException: type[Exception] = typer.BadParameter.__mro__[2]
 
 
 def fail(problems: list[str], code: int = USAGE_ERROR) -> None:
@@ -47,104 +58,24 @@ def user_errors(command):
         from .cluster import ClusterError
         from .data import DataError
         from .lock import LockError
+        from .report import ReportError  # the package's light part: no matplotlib, no scipy
         from .storage import StorageError
 
         try:
             return command(*args, **kwargs)
         except ConfigError as error:
             fail(error.problems)
-        except (DataError, ClusterError, StorageError, LockError) as error:
-            fail([str(error)])
-        except _report_error() as error:
+        except (DataError, ClusterError, StorageError, LockError, ReportError) as error:
             fail([str(error)])
 
     return wrapper
 
 
-def _report_error() -> type[Exception]:
-    from .report import ReportError  # the package's light part: no matplotlib, no scipy
-
-    return ReportError
-
-
-def option_help(field: str, text: str) -> str:
-    return f"{text} Allowed: {allowed_values(field)}."
-
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option(
-        help="Folder with Fashion-MNIST (FashionMNIST/raw/...). Default: $FMNIST_DATA_DIR, "
-        "else ~/.cache/fmnist-ray (downloaded there when missing)."
-    ),
-]
-ResultsDir = Annotated[
-    str,
-    typer.Option(
-        "--results",
-        help="Results root: a folder, or a URI pyarrow opens (s3://bucket/prefix?endpoint_override"
-        "=HOST:PORT, gs://..., file://...).",
-    ),
-]
-Download = Annotated[
-    bool, typer.Option("--download/--no-download", help="Download the data when it is missing.")
-]
-
-
-def parse_channels(text: str | None) -> tuple[int, int, int] | None:
-    if text is None:
-        return None
-    try:
-        values = tuple(int(part) for part in text.replace(" ", "").split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 3:
-        raise ConfigError(
-            [f"--channels: {text!r} is not allowed: need three integers like 32,64,256"]
-        )
-    return values  # type: ignore[return-value]
-
-
 @app.command()
 @user_errors
+@with_config_options
 def train(
-    model: Annotated[
-        str | None, typer.Option(help=option_help("model", "Network (default lenet5)."))
-    ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs (default 20).")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Batch size (default 100).")] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate (default 0.001).")] = None,
-    optimizer: Annotated[
-        str | None, typer.Option(help=option_help("optimizer", "Optimizer (default adam)."))
-    ] = None,
-    momentum: Annotated[float | None, typer.Option(help="Momentum (sgd, rmsprop).")] = None,
-    weight_decay: Annotated[float | None, typer.Option(help="Weight decay (default 0).")] = None,
-    loss: Annotated[
-        str | None, typer.Option(help=option_help("loss", "Loss (default cross_entropy)."))
-    ] = None,
-    activation: Annotated[
-        str | None, typer.Option(help=option_help("activation", "LeNet-5 activation."))
-    ] = None,
-    pooling: Annotated[
-        str | None, typer.Option(help=option_help("pooling", "LeNet-5 pooling."))
-    ] = None,
-    batchnorm: Annotated[
-        bool | None, typer.Option("--batchnorm/--no-batchnorm", help="LeNet-5 batch norm.")
-    ] = None,
-    dropout: Annotated[
-        bool | None, typer.Option("--dropout/--no-dropout", help="LeNet-5 dropout (p=0.3).")
-    ] = None,
-    channels: Annotated[
-        str | None, typer.Option(help="LeNet-5 conv channels c1,c2,c3 (default 6,16,120).")
-    ] = None,
-    scheduler: Annotated[
-        str | None, typer.Option(help=option_help("scheduler", "LR schedule, stepped every batch."))
-    ] = None,
-    step_size: Annotated[
-        int | None, typer.Option(help="StepLR step size in optimizer steps (batches).")
-    ] = None,
-    gamma: Annotated[float | None, typer.Option(help="StepLR decay factor.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed (default 0).")] = None,
+    cfg: RunConfig,
     data_dir: DataDir = None,
     results: ResultsDir = "results",
     device: Annotated[
@@ -153,12 +84,8 @@ def train(
     threads: Annotated[int | None, typer.Option(help="Torch CPU threads.")] = None,
     download: Download = True,
 ) -> None:
-    """Train one configuration and write its per-epoch history as a Parquet file."""
-    given = dict(locals())  # the options above carry RunConfig's field names
-    options = {name: given[name] for name in CONFIG_FIELDS if given.get(name) is not None}
-    if "channels" in options:
-        options["channels"] = parse_channels(options["channels"])
-    cfg = make_config(options, where=lambda name: f"--{name.replace('_', '-')}")
+    """Train one configuration and write its per-epoch history as a Parquet file. The options
+    before --data-dir are the run's (docs/study.md); unset ones take the study's base case."""
     _train_and_write(cfg, data_dir, results, device, threads, download)
 
 
@@ -214,12 +141,6 @@ def _device_ok(device: str) -> bool:
     return parsed.type == "cpu"
 
 
-ExperimentPaths = Annotated[
-    list[Path],
-    typer.Argument(help="Experiment files or folders of them, e.g. experiments/ or lr.toml."),
-]
-
-
 @app.command()
 @user_errors
 def plan(
@@ -255,43 +176,16 @@ def plan(
 @user_errors
 def run(
     experiments: ExperimentPaths,
-    address: Annotated[
-        str | None,
-        typer.Option(
-            envvar="RAY_ADDRESS",
-            help="Ray cluster to join (e.g. 10.0.0.5:6379 or auto). Default: a local Ray.",
-        ),
-    ] = None,
-    gpus_per_run: Annotated[
-        float | None,
-        typer.Option(
-            help=f"GPUs per run; fractions pack runs (0.25 = 4 per GPU). Default: "
-            f"the file's resources table, else {DEFAULT_GPUS_PER_RUN:g} with GPUs, 0 without."
-        ),  # fmt: skip
-    ] = None,
-    cpus_per_run: Annotated[
-        float | None,
-        typer.Option(
-            help="CPUs per run (torch threads). Default: the file's resources table, else 1."
-        ),
-    ] = None,
+    address: RayAddress = None,
+    gpus_per_run: GpusPerRun = None,
+    cpus_per_run: CpusPerRun = None,
     results: ResultsDir = "results",
     data_dir: DataDir = None,
-    force: Annotated[bool, typer.Option(help="Retrain runs that are already done.")] = False,
-    num_cpus: Annotated[
-        int | None, typer.Option(help="CPUs of the local Ray (default: all).")
-    ] = None,
-    num_gpus: Annotated[
-        int | None, typer.Option(help="GPUs of the local Ray (default: detected).")
-    ] = None,
+    force: Force = False,
+    num_cpus: NumCpus = None,
+    num_gpus: NumGpus = None,
     download: Download = True,
-    retries: Annotated[
-        int,
-        typer.Option(
-            help="Retries of a run whose worker or node died. An exception raised by training "
-            "is not retried: the same config and seed would raise it again."
-        ),
-    ] = DEFAULT_RETRIES,
+    retries: Retries = DEFAULT_RETRIES,
 ) -> None:
     """Train every run of the experiment files in parallel on Ray, longest first. A run whose
     result exists anywhere under the results root is filed, not trained again."""
@@ -364,8 +258,12 @@ def _train_plan(the_plan, address, num_cpus, num_gpus, data_dir, download, retri
         raise typer.Exit(outcome.exit_code)
 
 
+LOCAL_ONLY = ("address", "num_cpus", "num_gpus")  # `run` options about the Ray it starts here
+
+
 @app.command()
 @user_errors
+@lend_options(run, keep=lambda name: name not in LOCAL_ONLY)
 def submit(
     experiments: ExperimentPaths,
     results: Annotated[
@@ -383,32 +281,21 @@ def submit(
             help="The cluster's dashboard (Ray Jobs API), e.g. http://HEAD:8265.",
         ),
     ] = DEFAULT_DASHBOARD,
-    gpus_per_run: Annotated[float | None, typer.Option(help="As for `run`.")] = None,
-    cpus_per_run: Annotated[float | None, typer.Option(help="As for `run`.")] = None,
-    data_dir: Annotated[
-        str | None, typer.Option(help="Fashion-MNIST folder on the head node (default: its cache).")
-    ] = None,
-    force: Annotated[bool, typer.Option(help="Retrain runs that are already done.")] = False,
-    download: Download = True,
     wait: Annotated[
         bool, typer.Option("--wait/--no-wait", help="Follow the job's logs until it ends.")
     ] = True,
-    retries: Annotated[int, typer.Option(help="As for `run`.")] = DEFAULT_RETRIES,
+    lent: dict[str, Any] | None = None,
 ) -> None:
-    """Send the same `run` to a Ray cluster as a Ray Job; Ctrl-C detaches, the job keeps going."""
+    """Send the same `run` to a Ray cluster as a Ray Job; Ctrl-C detaches, the job keeps going.
+    The other options are `run`'s, passed on to it (paths such as --data-dir: the head node's)."""
     from .cluster import use_token_auth
     from .grid import load_experiments
     from .submit import check_results
 
     exps = load_experiments(experiments)  # every file checked here, before anything is sent
     check_results(results)
-    options = ["--results", results]
-    for name, value in (("--gpus-per-run", gpus_per_run), ("--cpus-per-run", cpus_per_run),
-                        ("--data-dir", data_dir)):  # fmt: skip
-        options += [name, str(value)] if value is not None else []
-    options += ["--force"] if force else []
-    options += [] if download else ["--no-download"]
-    options += ["--retries", str(retries)]
+    run_command = typer.main.get_command(app).commands["run"]  # type: ignore[attr-defined]
+    options = as_arguments(run_command, {"results": results} | (lent or {}))
     use_token_auth()
     from .submit import submit as submit_job
 
@@ -453,7 +340,7 @@ def main() -> None:
     command = typer.main.get_command(app)
     try:
         code = command.main(args=sys.argv[1:], prog_name="fmnist-ray", standalone_mode=False)
-    except ClickUsageError as error:
+    except UsageError as error:
         hint = f" (see '{error.ctx.command_path} --help')" if error.ctx else ""
         typer.echo(f"error: {error.format_message()}{hint}", err=True)
         sys.exit(USAGE_ERROR)

@@ -1,12 +1,14 @@
-"""What one training run is: `RunConfig` (every option of docs/study.md, validated, frozen), its
-`run_id`, and the per-run `Resources` (never part of the id)."""
+"""What one training run is: `RunConfig` (every option of docs/study.md, each declared once with
+its description, allowed values and plot label), its `run_id`, and the per-run `Resources` (never
+part of the id). A field added later declares a neutral value: see `option` and docs/schema.md."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import types
 from collections.abc import Iterable
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
@@ -19,6 +21,7 @@ Scheduler = Literal["none", "steplr"]
 
 PositiveInt = Annotated[int, Field(strict=True, ge=1)]
 PositiveFloat = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
+NonNegativeFloat = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
 
 # Options that only LeNet-5 has, with the study's base-case values.
 LENET_DEFAULTS: dict[str, Any] = {
@@ -33,6 +36,34 @@ LENET_DEFAULTS: dict[str, Any] = {
 # 1: the first versioned ids (divergence caught within DIVERGENCE_CHECK_STEPS of a non-finite loss).
 TRAINING_VERSION = 1
 MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
+# The replicate: runs that differ only in it are one arm; experiment files set it with `seeds`.
+SEED_FIELD = "seed"
+_NO_NEUTRAL = object()
+
+
+def option(
+    default: Any,
+    description: str,
+    *,
+    allowed: str | None = None,
+    label: str | None = None,
+    needs: str | None = None,
+    neutral: Any = _NO_NEUTRAL,
+    **field_options: Any,
+) -> Any:
+    """Declare a RunConfig field once: `description` (--help, docs), `allowed` (in words, for
+    fields that are not a Literal), `label` (plot axes; default: the name), `needs` (the field
+    that decides whether it applies) and `neutral`.
+
+    `neutral`: for a field added after results exist, the value that computes exactly what the
+    code did before the field existed. At that value the field is left out of the run id, and a
+    result file or stored config without it reads back with it at that value; so old run ids and
+    old result files stay valid. Fields of the first schema declare none.
+    """
+    extra = {"allowed": allowed, "label": label, "needs": needs}
+    if neutral is not _NO_NEUTRAL:
+        extra["neutral"] = neutral
+    return Field(default, description=description, json_schema_extra=extra, **field_options)
 
 
 class ConfigError(ValueError):
@@ -44,35 +75,100 @@ class ConfigError(ValueError):
 
 
 class RunConfig(BaseModel):
-    """One training run. Defaults are the study's base case (LeNet-5, 20 epochs, Adam 1e-3)."""
+    """One training run. Defaults are the study's base case (LeNet-5, 20 epochs, Adam 1e-3).
+
+    Each field is declared once, with `option(...)`: its description, allowed values, plot label,
+    the field it depends on and, for a field added later, its neutral value. The `train` options,
+    the Parquet columns, the report's labels and the docs' options tables all derive from it.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
 
-    model: ModelName = "lenet5"
-    epochs: PositiveInt = 20
-    batch_size: PositiveInt = 100
-    lr: PositiveFloat = 0.001
-    optimizer: Optimizer = "adam"
-    momentum: Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)] | None = Field(
-        default=None, validate_default=True
+    model: ModelName = option("lenet5", "The network: LeNet-5 or a fully connected net.")
+    epochs: PositiveInt = option(20, "Passes over the training set.", allowed="an integer >= 1")
+    batch_size: PositiveInt = option(
+        100,
+        "Images per optimizer step; the last batch of an epoch may be smaller.",
+        allowed="an integer >= 1",
+        label="batch size (images per step)",
     )
-    weight_decay: Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)] = 0.0
-    loss: Loss = "cross_entropy"
+    lr: PositiveFloat = option(
+        0.001, "Learning rate.", allowed="a number > 0", label="learning rate lr"
+    )
+    optimizer: Optimizer = option(
+        "adam", "The optimizer; `sgd` is plain SGD (no momentum) unless `momentum` is set."
+    )
+    momentum: NonNegativeFloat | None = option(
+        None,
+        "Momentum, for `sgd` and `rmsprop` only.",
+        allowed="a number >= 0",
+        needs="optimizer",
+        validate_default=True,
+    )
+    weight_decay: NonNegativeFloat = option(
+        0.0,
+        "L2 penalty, as PyTorch's optimizers apply it.",
+        allowed="a number >= 0",
+        label="weight decay",
+    )
+    loss: Loss = option(
+        "cross_entropy",
+        "The loss; `mse` compares a softmax output with one-hot targets (the softmax is added "
+        "to the model); `multi_margin` is PyTorch's `MultiMarginLoss` with its defaults.",
+    )
     # LeNet-5 only: None for `fc`, filled with the base case for `lenet5`.
-    activation: Activation | None = Field(default=None, validate_default=True)
-    pooling: Pooling | None = Field(default=None, validate_default=True)
-    batchnorm: Annotated[bool, Field(strict=True)] | None = Field(
-        default=None, validate_default=True
+    activation: Activation | None = option(
+        None, "LeNet-5 only: every hidden layer's activation.", needs="model", validate_default=True
     )
-    dropout: Annotated[bool, Field(strict=True)] | None = Field(default=None, validate_default=True)
-    channels: tuple[PositiveInt, PositiveInt, PositiveInt] | None = Field(
-        default=None, validate_default=True
+    pooling: Pooling | None = option(
+        None, "LeNet-5 only: 2 x 2 pooling.", needs="model", validate_default=True
     )
-    scheduler: Scheduler = "none"
-    # StepLR only; stepped after every batch, so step_size counts optimizer steps.
-    step_size: PositiveInt | None = Field(default=None, validate_default=True)
-    gamma: PositiveFloat | None = Field(default=None, validate_default=True)
-    seed: Annotated[int, Field(strict=True, ge=0)] = 0
+    batchnorm: Annotated[bool, Field(strict=True)] | None = option(
+        None,
+        "LeNet-5 only: batch norm after each convolution.",
+        allowed="true or false",
+        needs="model",
+        validate_default=True,
+    )
+    dropout: Annotated[bool, Field(strict=True)] | None = option(
+        None,
+        "LeNet-5 only: dropout, p = 0.3, after the first linear layer (before its activation).",
+        allowed="true or false",
+        needs="model",
+        validate_default=True,
+    )
+    channels: tuple[PositiveInt, PositiveInt, PositiveInt] | None = option(
+        None,
+        "LeNet-5 only: channels of the two convolutions and of the first linear layer.",
+        allowed="three integers >= 1 (c1,c2,c3)",
+        label="channels (c1,c2,c3)",
+        needs="model",
+        validate_default=True,
+    )
+    scheduler: Scheduler = option(
+        "none",
+        "Learning-rate schedule: StepLR, stepped after every batch (so `step_size` counts "
+        "optimizer steps: with batch 100, one epoch is 600 steps).",
+    )
+    step_size: PositiveInt | None = option(
+        None,
+        "StepLR only (required with it): multiply the rate by `gamma` every `step_size` steps.",
+        allowed="an integer >= 1 (optimizer steps)",
+        label="StepLR step_size (optimizer steps)",
+        needs="scheduler",
+        validate_default=True,
+    )
+    gamma: PositiveFloat | None = option(
+        None,
+        "StepLR only (required with it): the factor applied every `step_size` steps.",
+        allowed="a number > 0",
+        label="StepLR gamma (factor per step_size)",
+        needs="scheduler",
+        validate_default=True,
+    )
+    seed: Annotated[int, Field(strict=True, ge=0)] = option(
+        0, "Initial weights, dropout masks and the shuffling order.", allowed="an integer >= 0"
+    )
 
     @field_validator("channels", mode="before")
     @classmethod
@@ -112,8 +208,11 @@ class RunConfig(BaseModel):
         return value
 
     def canonical_json(self) -> str:
-        """The resolved config as compact JSON with sorted keys: the input of `run_id`."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """The resolved config as compact JSON with sorted keys, fields at their neutral value
+        left out (so adding such a field keeps every existing id): the input of `run_id`."""
+        values = self.model_dump(mode="json")
+        kept = {k: v for k, v in values.items() if k not in NEUTRAL or v != NEUTRAL[k]}
+        return json.dumps(kept, sort_keys=True, separators=(",", ":"))
 
     @property
     def run_id(self) -> str:
@@ -154,6 +253,46 @@ class Resources(BaseModel):
 CONFIG_FIELDS: tuple[str, ...] = tuple(RunConfig.model_fields)
 
 
+def declared(field: str, key: str) -> Any:
+    """What `option(...)` declared for a field: 'allowed', 'label', 'needs' or 'neutral'."""
+    extra = RunConfig.model_fields[field].json_schema_extra
+    return extra.get(key) if isinstance(extra, dict) else None
+
+
+# Fields added after results existed, with the value that computes what the code did before.
+NEUTRAL: dict[str, Any] = {
+    name: extra["neutral"]
+    for name, info in RunConfig.model_fields.items()
+    if isinstance(extra := info.json_schema_extra, dict) and "neutral" in extra
+}
+# field -> the field that decides whether it applies (LeNet-5 options -> model, ...).
+NEEDS: dict[str, str] = {f: declared(f, "needs") for f in CONFIG_FIELDS if declared(f, "needs")}
+
+
+def value_type(field: str) -> Any:
+    """A field's plain type: str (also for a Literal), bool, int, float or tuple."""
+    annotation = RunConfig.model_fields[field].annotation
+    if get_origin(annotation) in (Union, types.UnionType):
+        annotation = next(a for a in get_args(annotation) if a is not type(None))
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) is Literal:
+        return str
+    return get_origin(annotation) or annotation
+
+
+def choices(field: str) -> list[str]:
+    """A Literal field's values in declared order (empty for other fields)."""
+    annotation = RunConfig.model_fields[field].annotation
+    found = [a for arg in get_args(annotation) for a in (get_args(arg) or [arg])]
+    return [c for c in found if isinstance(c, str)]
+
+
+def axis_label(field: str) -> str:
+    """How plots name a field's axis."""
+    return declared(field, "label") or field
+
+
 def format_value(value: Any) -> str:
     """One way to show a config value everywhere: 0.001, 6,16,120, true, none."""
     if isinstance(value, bool):
@@ -166,26 +305,32 @@ def format_value(value: Any) -> str:
 
 
 def allowed_values(field: str) -> str:
-    """What a field accepts, in words, for error messages and --help."""
-    annotation = RunConfig.model_fields[field].annotation
-    choices = [a for arg in get_args(annotation) for a in (get_args(arg) or [arg])]
-    literals = [c for c in choices if isinstance(c, str)]
+    """What a field accepts, in words, for error messages, --help and the docs."""
+    literals = choices(field)
     if literals:
         return "one of " + ", ".join(repr(c) for c in literals)
-    hints = {
-        "epochs": "an integer >= 1",
-        "batch_size": "an integer >= 1",
-        "lr": "a number > 0",
-        "momentum": "a number >= 0",
-        "weight_decay": "a number >= 0",
-        "batchnorm": "true or false",
-        "dropout": "true or false",
-        "channels": "three integers >= 1 (c1, c2, c3)",
-        "step_size": "an integer >= 1 (optimizer steps)",
-        "gamma": "a number > 0",
-        "seed": "an integer >= 0",
-    }
-    return hints.get(field, "see docs/study.md")
+    return declared(field, "allowed") or "see docs/study.md"
+
+
+def to_columns(cfg: RunConfig) -> dict[str, Any]:
+    """The config as flat Parquet column values: a tuple as 'c1,c2,c3' (groupable)."""
+    values = cfg.model_dump()
+    return {k: format_value(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+
+def from_columns(columns: dict[str, Any]) -> RunConfig:
+    """The inverse of `to_columns` (a missing field of declared neutral value takes it)."""
+    values = {k: v for k, v in columns.items() if k in CONFIG_FIELDS}
+    for name, value in values.items():
+        if value_type(name) is tuple and isinstance(value, str):
+            values[name] = tuple(int(part) for part in value.split(","))
+    return stored_config(values)
+
+
+def stored_config(values: dict[str, Any]) -> RunConfig:
+    """A config as stored by any schema version (result metadata, failure records): a field of
+    declared neutral value that it lacks was not there yet, so it takes that value."""
+    return RunConfig.model_validate(NEUTRAL | values)
 
 
 def describe_errors(error: ValidationError, where: Any = None) -> list[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 from typing import Any
 
-from .config import DEFAULT_GPUS_PER_RUN, format_value
+from .config import DEFAULT_GPUS_PER_RUN, SEED_FIELD, format_value
 from .grid import Experiment
 from .metrics import HEADLINE
 from .plan import Plan, PlannedRun, label
@@ -79,7 +79,7 @@ def plan_overview(plan: Plan, slots: int) -> str:
 
 def run_table(plan: Plan, exp: Experiment) -> str:
     """Every run of one experiment: its values, status and estimated duration."""
-    fields = [*exp.axes, "seed"]
+    fields = [*exp.axes, SEED_FIELD]
     rows = [
         [run.run_id, *(format_value(getattr(run.config, f)) for f in fields),
          run_status(run, exp.name), clock(run.seconds)]

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from .config import (
     CONFIG_FIELDS,
+    SEED_FIELD,
     ConfigError,
     Resources,
     RunConfig,
@@ -49,7 +50,7 @@ class Experiment:
     @property
     def base_config(self) -> RunConfig:
         """The experiment's [base] with the first seed: the reference arm of a report."""
-        return RunConfig(**self.base, seed=self.seeds[0])
+        return RunConfig(**self.base, **{SEED_FIELD: self.seeds[0]})
 
 
 def _check_table(problems: list[str], file: str, section: str, value: Any) -> dict:
@@ -57,14 +58,16 @@ def _check_table(problems: list[str], file: str, section: str, value: Any) -> di
         problems.append(f"{file}: [{section}] must be a table of options, got {value!r}")
         return {}
     for key in value:
-        if key == "seed":
-            problems.append(f"{file}: {section}.seed: set seeds with the top-level `seeds = [...]`")
+        if key == SEED_FIELD:
+            problems.append(
+                f"{file}: {section}.{key}: set seeds with the top-level `seeds = [...]`"
+            )
         elif key not in CONFIG_FIELDS:
             problems.append(
                 f"{file}: {section}.{key}: unknown option; known options are: "
-                + ", ".join(f for f in CONFIG_FIELDS if f != "seed")
+                + ", ".join(f for f in CONFIG_FIELDS if f != SEED_FIELD)
             )
-    return {k: v for k, v in value.items() if k in CONFIG_FIELDS and k != "seed"}
+    return {k: v for k, v in value.items() if k in CONFIG_FIELDS and k != SEED_FIELD}
 
 
 def _parse_seeds(problems: list[str], file: str, value: Any) -> tuple[int, ...]:
@@ -202,7 +205,7 @@ def _expand(
 
         for combo in itertools.product(*grid.values()):
             for seed in seeds:
-                options = base | dict(zip(grid, combo)) | variant | {"seed": seed}
+                options = base | dict(zip(grid, combo)) | variant | {SEED_FIELD: seed}
                 try:
                     cfg = RunConfig(**options)
                 except ValidationError as error:

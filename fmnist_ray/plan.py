@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import Resources, RunConfig, format_value
+from .config import SEED_FIELD, Resources, RunConfig, format_value
 from .cost import estimate_seconds, lower_bound, makespan
 from .grid import Experiment
 from .results import FAILURES_DIR, RUNS_DIR, place_run, quarantine, scan_results
@@ -142,7 +142,7 @@ def label(plan: Plan, run: PlannedRun) -> str:
     """`experiment: axis=value ... seed=N`, by the first experiment that contains the run."""
     exp = next(e for e in plan.experiments if e.name == run.experiments[0])
     values = " ".join(
-        f"{name}={format_value(getattr(run.config, name))}" for name in [*exp.axes, "seed"]
+        f"{name}={format_value(getattr(run.config, name))}" for name in [*exp.axes, SEED_FIELD]
     )
     more = f" (+{len(run.experiments) - 1} more)" if len(run.experiments) > 1 else ""
     return f"{exp.name}{more}: {values}"

@@ -21,7 +21,15 @@ import pyarrow.parquet as pq
 from pyarrow.fs import FileType
 
 from . import __version__
-from .config import TRAINING_VERSION, RunConfig
+from .config import (
+    CONFIG_FIELDS,
+    NEUTRAL,
+    TRAINING_VERSION,
+    RunConfig,
+    stored_config,
+    to_columns,
+    value_type,
+)
 from .metrics import EPOCH, NAMES
 from .storage import Location, locate
 
@@ -32,34 +40,17 @@ QUARANTINE_DIR = "quarantine"  # result files that did not read back as a whole 
 TRAIN_DIR = "train"  # where `fmnist-ray train` files ad-hoc runs: no experiment of a study
 RUN_STATUSES = ("ok", "diverged")  # of a finished run
 
-CONFIG_COLUMNS = pa.schema(
-    [
-        ("model", pa.string()),
-        ("epochs", pa.int64()),
-        ("batch_size", pa.int64()),
-        ("lr", pa.float64()),
-        ("optimizer", pa.string()),
-        ("momentum", pa.float64()),
-        ("weight_decay", pa.float64()),
-        ("loss", pa.string()),
-        ("activation", pa.string()),
-        ("pooling", pa.string()),
-        ("batchnorm", pa.bool_()),
-        ("dropout", pa.bool_()),
-        ("channels", pa.string()),  # "c1,c2,c3": groupable; the exact tuple is in the metadata
-        ("scheduler", pa.string()),
-        ("step_size", pa.int64()),
-        ("gamma", pa.float64()),
-        ("seed", pa.int64()),
-    ]
-)
+# Config fields as columns, typed from RunConfig's declarations (a tuple as "c1,c2,c3": groupable;
+# the exact value is in the metadata).
+ARROW_TYPES = {str: pa.string(), bool: pa.bool_(), int: pa.int64(), float: pa.float64()}
+ARROW_TYPES[tuple] = pa.string()
+CONFIG_COLUMNS = pa.schema([(name, ARROW_TYPES[value_type(name)]) for name in CONFIG_FIELDS])
 # epoch, then every metric of the vocabulary (fmnist_ray.metrics), in its order.
 METRIC_COLUMNS = pa.schema([(EPOCH, pa.int64())] + [(name, pa.float64()) for name in NAMES])
 ID_COLUMNS = pa.schema(
     [("experiment", pa.string()), ("run_id", pa.string()), ("status", pa.string())]
 )
 SCHEMA = pa.schema(list(ID_COLUMNS) + list(CONFIG_COLUMNS) + list(METRIC_COLUMNS))
-assert set(CONFIG_COLUMNS.names) == set(RunConfig.model_fields), "schema and RunConfig disagree"
 
 
 def now_iso() -> str:
@@ -126,21 +117,13 @@ def run_metadata(
     } | (placement or {})
 
 
-def config_columns(cfg: RunConfig) -> dict[str, Any]:
-    """The config as flat column values (channels as 'c1,c2,c3')."""
-    values = cfg.model_dump()
-    if values["channels"] is not None:
-        values["channels"] = ",".join(str(c) for c in values["channels"])
-    return values
-
-
 def history_table(
     cfg: RunConfig, history: list[dict], status: str, experiment: str, metadata: dict[str, Any]
 ) -> pa.Table:
     """A run as a tidy table: one row per epoch; `metadata` (plus the config) in the schema."""
     n = len(history)
     columns = {"experiment": [experiment] * n, "run_id": [cfg.run_id] * n, "status": [status] * n}
-    columns |= {name: [value] * n for name, value in config_columns(cfg).items()}
+    columns |= {name: [value] * n for name, value in to_columns(cfg).items()}
     columns |= {name: [row[name] for row in history] for name in METRIC_COLUMNS.names}
     meta = {"run_id": cfg.run_id, "experiment": experiment, "status": status}
     meta |= {"training_version": TRAINING_VERSION}
@@ -187,7 +170,7 @@ def for_experiment(table: pa.Table, experiment: str) -> pa.Table:
 def place_run(source: Location, experiment_dir: str | Path | Location) -> Location:
     """File an existing result under another experiment too: no run is trained twice."""
     target = locate(experiment_dir)
-    return write_run(target, for_experiment(read_run(source), target.name))
+    return write_run(target, for_experiment(check_run(source), target.name))
 
 
 def write_failure(
@@ -221,8 +204,26 @@ def run_span(meta: dict[str, Any]) -> tuple[datetime, datetime]:
     return datetime.fromisoformat(meta["started_at"]), datetime.fromisoformat(meta["ended_at"])
 
 
+def with_new_fields(table: pa.Table, cfg: RunConfig) -> pa.Table:
+    """A run file written before some neutral-declared fields existed, with their columns added
+    at the value `cfg` holds (the neutral one); raise InvalidResult if other columns differ."""
+    missing = [name for name in NEUTRAL if name not in table.schema.names]
+    kept = [(f.name, f.type) for f in SCHEMA if f.name not in missing]
+    if [(f.name, f.type) for f in table.schema] != kept:
+        raise InvalidResult("its columns are not those of a run file")
+    if not missing:
+        return table
+    values = to_columns(cfg)
+    for name in missing:
+        kind = SCHEMA.field(name).type
+        table = table.append_column(name, pa.array([values[name]] * table.num_rows, kind))
+    return table.select(SCHEMA.names).replace_schema_metadata(table.schema.metadata)
+
+
 def check_run(path: str | Path | Location) -> pa.Table:
     """Read a run file and make sure it is one whole run; raise InvalidResult saying why not.
+    Returns it with SCHEMA's columns: those of fields declared since it was written (with a
+    neutral value, docs/schema.md) added at that value.
 
     Checks: a readable Parquet file with SCHEMA; run id in the name, the rows and the metadata
     alike, and equal to the id of the config it holds (so results of another TRAINING_VERSION
@@ -231,12 +232,11 @@ def check_run(path: str | Path | Location) -> pa.Table:
     try:
         table = read_run(where)
         meta = json.loads((table.schema.metadata or {}).get(METADATA_KEY, b"{}"))
-        cfg = RunConfig.model_validate(meta.get("config", {}))
+        cfg = stored_config(meta.get("config", {}))
     except (pa.ArrowException, OSError, ValueError) as error:
         why = str(error).strip().splitlines()[0][:120] if str(error).strip() else ""
         raise InvalidResult(f"not a readable run file ({type(error).__name__}: {why})") from None
-    if [(f.name, f.type) for f in table.schema] != [(f.name, f.type) for f in SCHEMA]:
-        raise InvalidResult("its columns are not those of a run file")
+    table = with_new_fields(table, cfg)
     ids = {meta.get("run_id"), cfg.run_id, *table.column("run_id").to_pylist()}
     if ids != {where.stem}:
         raise InvalidResult(f"its run ids {sorted(map(str, ids))} differ from its name")

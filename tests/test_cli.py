@@ -95,3 +95,33 @@ def test_help_is_quick_and_lists_commands():
     assert done.returncode == 0
     for command in ("train", "plan", "run", "report"):
         assert command in done.stdout
+
+
+def test_submit_lends_runs_options_and_passes_them_on_as_run_parses_them():
+    import typer
+
+    from fmnist_ray.cli import app
+    from fmnist_ray.options import as_arguments
+
+    commands = typer.main.get_command(app).commands
+    run, submit = commands["run"], commands["submit"]
+    # Every option of run reaches submit (declared once, on run) but those about the local Ray;
+    # submit's --address is its own (the dashboard).
+    assert {p.name for p in run.params} - {p.name for p in submit.params} == {
+        "num_cpus",
+        "num_gpus",
+    }
+    values = {"results": "s3://b/x", "force": True, "download": False, "retries": 3,
+              "gpus_per_run": 0.5, "data_dir": None}  # fmt: skip
+    argv = as_arguments(run, values)
+    assert argv == ["--gpus-per-run", "0.5", "--results", "s3://b/x", "--force",
+                    "--no-download", "--retries", "3"]  # fmt: skip
+    parsed = run.make_context("run", ["x.toml", *argv]).params
+    assert {name: parsed[name] for name in values} == values
+
+
+def test_train_help_shows_every_run_option():
+    done = cli("train", "--help")
+    assert done.returncode == 0
+    for name in RunConfig.model_fields:
+        assert "--" + name.replace("_", "-") in done.stdout

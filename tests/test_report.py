@@ -661,3 +661,13 @@ def test_same_arm_same_colour_across_figures(study):
     in_final = {bars.lines[0].get_gid(): to_rgba(bars.lines[0].get_color()) for bars in final}
     expected = {f"arm:{label}": to_rgba(color) for label, color in colors.items()}
     assert in_curves == in_final == expected
+
+
+def test_an_incomplete_base_drops_only_what_makes_it_incomplete():
+    from fmnist_ray.report.base import nearest_run
+
+    # steplr without step_size: the schedule goes, with everything that depends on it.
+    steplr = nearest_run({"epochs": 20, "scheduler": "steplr", "gamma": 0.9})
+    assert steplr[1] == ["scheduler", "gamma"] and steplr[0].epochs == 20
+    momentum = nearest_run({"momentum": 0.9, "lr": 0.01})  # adam has no momentum
+    assert momentum[1] == ["momentum"] and momentum[0].lr == 0.01

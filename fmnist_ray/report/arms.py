@@ -5,25 +5,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import CONFIG_FIELDS, RunConfig, varying_fields
+from ..config import (
+    CONFIG_FIELDS,
+    SEED_FIELD,
+    from_columns,
+    stored_config,
+    to_columns,
+    varying_fields,
+)
 from ..grid import Experiment
-from ..results import config_columns
 from .model import EXPERIMENT_FILE, Arm, Completeness, Run
 from .text import arm_label
 
 
 def without_seed(config: dict[str, Any]) -> dict[str, Any]:
-    return {name: value for name, value in config.items() if name != "seed"}
+    return {name: value for name, value in config.items() if name != SEED_FIELD}
 
 
 def describe_config(config: dict[str, Any]) -> str:
     """A config (Parquet columns) in RunConfig.describe()'s words, without the seed."""
-    options = {k: v for k, v in config.items() if v is not None} | {"seed": 0}
-    if isinstance(options.get("channels"), str):
-        options["channels"] = tuple(int(c) for c in options["channels"].split(","))
+    options = {k: v for k, v in config.items() if v is not None} | {SEED_FIELD: 0}
     try:
-        text = RunConfig(**options).describe().removesuffix(" seed=0")
-        return f"{text} epochs={options.get('epochs')}"  # describe() leaves epochs out
+        cfg = from_columns(options)  # describe() leaves epochs out and ends with the seed
+        return f"{cfg.describe().removesuffix(f' {SEED_FIELD}=0')} epochs={cfg.epochs}"
     except ValueError:
         return arm_label(without_seed(config))
 
@@ -31,7 +35,7 @@ def describe_config(config: dict[str, Any]) -> str:
 def failure_config(record: dict[str, Any]) -> dict[str, Any] | None:
     """A failure record's config as Parquet columns (None when it is not a valid config)."""
     try:
-        return config_columns(RunConfig(**record.get("config", {})))
+        return to_columns(stored_config(record.get("config", {})))
     except (TypeError, ValueError):
         return None
 
@@ -70,7 +74,7 @@ def build_arms(
     experiment file's order when there is one. Each arm plans the file's seeds, or without a
     file every seed seen in the experiment."""
     arms: dict[tuple, Arm] = {}
-    seeds = {run.seed for run in runs} | {config["seed"] for _, config in failures}
+    seeds = {run.seed for run in runs} | {config[SEED_FIELD] for _, config in failures}
     planned = len(experiment.seeds) if experiment else len(seeds)
 
     def arm_for(config: dict[str, Any]) -> Arm:
@@ -88,7 +92,7 @@ def build_arms(
         arm_for(config).failed.append(record)
     order: dict[tuple, int] = {}
     for cfg in experiment.runs if experiment else ():
-        columns = config_columns(cfg)
+        columns = to_columns(cfg)
         order.setdefault(tuple(columns[axis] for axis in axes), len(order))
     keys = sorted(arms, key=lambda k: (order.get(k, len(order)), sort_key(k)))
     return [arms[key] for key in keys]

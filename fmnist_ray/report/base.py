@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from ..config import RunConfig
+from pydantic import ValidationError
+
+from ..config import NEEDS, RunConfig, to_columns
 from ..grid import Experiment
-from ..results import TRAIN_DIR, config_columns
+from ..results import TRAIN_DIR
 from .arms import describe_config, without_seed
 from .model import Arm, Run
 
@@ -17,25 +19,34 @@ def base_config(experiment: Experiment | None, notes: list[str], name: str) -> d
     """The experiment's [base] (the study's base case without an experiment file), no seed.
 
     A [base] that is not a run by itself (scheduler 'steplr' with step_size swept in [grid])
-    falls back to [base] without its scheduler/momentum settings: the study's reference.
+    falls back to [base] without the options that make it incomplete: the study's reference.
     """
     if experiment is None:
-        return without_seed(config_columns(RunConfig()))
-    try:
-        return without_seed(config_columns(experiment.base_config))
-    except ValueError:
-        pass
-    dropped = ("scheduler", "step_size", "gamma", "momentum")
-    options = {k: v for k, v in experiment.base.items() if k not in dropped}
-    try:
-        config = RunConfig(**options)
-    except ValueError:
-        config = RunConfig()
-    notes.append(
-        f"{name}: [base] is not a complete run by itself; base case = [base] without "
-        f"{', '.join(d for d in dropped if d in experiment.base)}"
-    )
-    return without_seed(config_columns(config))
+        return without_seed(to_columns(RunConfig()))
+    config, dropped = nearest_run(experiment.base)
+    if dropped:
+        notes.append(
+            f"{name}: [base] is not a complete run by itself; base case = [base] without "
+            f"{', '.join(dropped)}"
+        )
+    return without_seed(to_columns(config))
+
+
+def nearest_run(options: dict[str, Any]) -> tuple[RunConfig, list[str]]:
+    """`options` as a run, and the options left out to make it one: each failing option goes
+    with the option that decides whether it applies and that one's other dependents (scheduler
+    'steplr' without step_size: scheduler, step_size, gamma). RunConfig() if nothing is left."""
+    kept = dict(options)
+    while True:
+        try:
+            return RunConfig(**kept), [key for key in options if key not in kept]
+        except ValidationError as error:
+            failing = {str(item["loc"][0]) for item in error.errors() if item["loc"]}
+        deciding = {NEEDS.get(field, field) for field in failing}
+        drop = deciding | {field for field, decider in NEEDS.items() if decider in deciding}
+        if not drop & kept.keys():
+            return RunConfig(), list(options)
+        kept = {key: value for key, value in kept.items() if key not in drop}
 
 
 def choose_base(
@@ -45,7 +56,7 @@ def choose_base(
     hold it; else the study's base case with the same epochs (e.g. 'combined' sets a wide model
     in [base] and runs only its variants). Marks the arm chosen, and only it, as the base."""
     wanted = base_config(experiment, notes, name)
-    study = without_seed(config_columns(RunConfig(epochs=wanted["epochs"])))
+    study = without_seed(to_columns(RunConfig(epochs=wanted["epochs"])))
     for config in [wanted] + ([study] if study != wanted else []):
         base, source = _find_base(name, arms, config, all_runs, notes)
         if base is not None:

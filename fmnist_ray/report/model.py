@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config import SEED_FIELD
 from ..metrics import FIT, HEADLINE
 
 EXPERIMENT_FILE = "experiment.toml"  # the copy of the experiment file beside its runs/
@@ -106,7 +107,7 @@ class Run:
 
     @property
     def seed(self) -> int:
-        return self.config["seed"]
+        return self.config[SEED_FIELD]
 
     def final(self, metric: str) -> float:
         return float(self.metrics[metric][-1])

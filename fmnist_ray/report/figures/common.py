@@ -19,16 +19,6 @@ BASE_COLOR = "0.2"
 BEST_COLOR = "crimson"
 REFERENCE_STYLE = {"marker": "D", "ms": 7, "mfc": "gold", "mec": "black", "mew": 1.2, "ls": ""}
 REFERENCE_LABEL = "published reference (one run)"
-AXIS_LABELS = {
-    "lr": "learning rate lr",
-    "batch_size": "batch size (images per step)",
-    "step_size": "StepLR step_size (optimizer steps)",
-    "gamma": "StepLR gamma (factor per step_size)",
-    "epochs": "epochs",
-    "momentum": "momentum",
-    "weight_decay": "weight decay",
-    "channels": "channels (c1,c2,c3)",
-}
 # One sequential colour family per value of a grid's second axis; shades follow the first axis.
 FAMILIES = ("Blues", "Oranges", "Greens", "Reds", "Purples", "Greys")
 

@@ -8,12 +8,11 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from ...config import format_value
+from ...config import axis_label, format_value
 from ...metrics import HEADLINE
 from ..model import Arm, ExperimentReport
 from ..text import p_text, signed, verdict_lines
 from .common import (
-    AXIS_LABELS,
     BASE_COLOR,
     BEST_COLOR,
     arm_colors,
@@ -221,9 +220,9 @@ def ring_top(ax: Any, report: ExperimentReport, where: dict[str, float], note: b
 
 def _x_label(report: ExperimentReport, kind: str) -> str:
     if kind == "grid":
-        return AXIS_LABELS.get(grid_roles(report)[0], grid_roles(report)[0])
+        return axis_label(grid_roles(report)[0])
     if len(report.axes) == 1:
-        return AXIS_LABELS.get(report.axes[0], report.axes[0])
+        return axis_label(report.axes[0])
     if report.axes:
         return " / ".join(report.axes) + " (tick lines, top to bottom)"
     return "configuration"
