@@ -16,7 +16,7 @@ from fmnist_ray.config import RunConfig
 from fmnist_ray.cost import estimate_seconds, makespan
 from fmnist_ray.results import find_run_files, read_metadata, run_span
 
-STUDY = sorted(p.stem for p in Path("experiments").glob("*.toml") if p.stem != "quickstart")
+STUDY = sorted(p.stem for p in Path("experiments/study").glob("*.toml"))
 
 
 def runs(results: Path) -> dict[str, dict]:
