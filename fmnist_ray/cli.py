@@ -73,8 +73,9 @@ def option_help(field: str, text: str) -> str:
 DataDir = Annotated[
     Path | None,
     typer.Option(
-        help="Folder with Fashion-MNIST (FashionMNIST/raw/...). Default: $FMNIST_DATA_DIR, "
-        "else ~/.cache/fmnist-ray (downloaded there when missing)."
+        help="Folder with Fashion-MNIST (FashionMNIST/raw/...); it must exist. Default: "
+        "$FMNIST_DATA_DIR, else $XDG_CACHE_HOME/fmnist-ray or ~/.cache/fmnist-ray (downloaded "
+        "there when missing)."
     ),
 ]
 ResultsDir = Annotated[
@@ -449,7 +450,11 @@ def report(
         ),
     ],
     out: Annotated[
-        Path | None, typer.Option(help="Output folder (default: report/ beside the results).")
+        Path | None,
+        typer.Option(
+            help="Output folder (default: report/ inside the folder given, inside their common "
+            "parent for several, ./report for object storage)."
+        ),
     ] = None,
     reference: Annotated[
         Path | None,
