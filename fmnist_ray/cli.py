@@ -238,7 +238,7 @@ def epoch_line(cfg: RunConfig, row: dict[str, Any]) -> str:
 
 ExperimentPaths = Annotated[
     list[Path],
-    typer.Argument(help="Experiment files or folders of them, e.g. experiments/ or lr.toml."),
+    typer.Argument(help="Experiment files or folders of them, e.g. experiments/study/ or lr.toml."),
 ]
 
 
