@@ -26,7 +26,7 @@ python3 benchmarks/bench_throughput.py --data-dir "$data" --device cuda --epochs
 
 echo; echo "## 2. lenet_baseline + combined on the GPU, default packing, vs committed CPU results"
 start=$(date +%s)
-python3 -m fmnist_ray run experiments/lenet_baseline.toml experiments/combined.toml \
+python3 -m fmnist_ray run experiments/study/lenet_baseline.toml experiments/study/combined.toml \
     --results "$work/gpu" --data-dir "$data"
 echo "wall: $(( $(date +%s) - start )) s"
 for exp in lenet_baseline combined; do

@@ -16,7 +16,8 @@ from fmnist_ray.config import RunConfig
 from fmnist_ray.cost import estimate_seconds, makespan
 from fmnist_ray.results import find_run_files, read_metadata, run_span
 
-STUDY = sorted(p.stem for p in Path("experiments").glob("*.toml") if p.stem != "quickstart")
+STUDY_DIR = Path(__file__).resolve().parents[1] / "experiments" / "study"
+STUDY = sorted(p.stem for p in STUDY_DIR.glob("*.toml"))
 
 
 def runs(results: Path) -> dict[str, dict]:

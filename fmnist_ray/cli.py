@@ -315,7 +315,11 @@ def report(
         ),
     ],
     out: Annotated[
-        Path | None, typer.Option(help="Output folder (default: report/ beside the results).")
+        Path | None,
+        typer.Option(
+            help="Output folder (default: report/ inside the folder given, inside their common "
+            "parent for several, ./report for object storage)."
+        ),
     ] = None,
     reference: Annotated[
         Path | None,

@@ -26,8 +26,9 @@ from .config import (
 DataDir = Annotated[
     Path | None,
     typer.Option(
-        help="Folder with Fashion-MNIST (FashionMNIST/raw/...). Default: $FMNIST_DATA_DIR, "
-        "else ~/.cache/fmnist-ray (downloaded there when missing)."
+        help="Folder with Fashion-MNIST (FashionMNIST/raw/...); it must exist. Default: "
+        "$FMNIST_DATA_DIR, else $XDG_CACHE_HOME/fmnist-ray or ~/.cache/fmnist-ray (downloaded "
+        "there when missing)."
     ),
 ]
 ResultsDir = Annotated[
@@ -43,7 +44,7 @@ Download = Annotated[
 ]
 ExperimentPaths = Annotated[
     list[Path],
-    typer.Argument(help="Experiment files or folders of them, e.g. experiments/ or lr.toml."),
+    typer.Argument(help="Experiment files or folders of them, e.g. experiments/study/ or lr.toml."),
 ]
 
 

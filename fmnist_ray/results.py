@@ -297,9 +297,23 @@ def read_valid_runs(files: Iterable[Location]) -> tuple[pa.Table, list[tuple[Loc
     return table.replace_schema_metadata(None), invalid
 
 
-def read_failures(experiment_dir: str | Path | Location) -> list[dict[str, Any]]:
-    folder = locate(experiment_dir) / FAILURES_DIR
-    return [json.loads(p.read_text()) for p in folder.files(".json")]
+def read_failures(
+    experiment_dir: str | Path | Location, unreadable: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """The failure records in experiment_dir/failures/. A file that is not a JSON object is
+    skipped, and named in `unreadable` ("PATH: why") when that list is given."""
+    records = []
+    for path in (locate(experiment_dir) / FAILURES_DIR).files(".json"):
+        try:
+            record = json.loads(path.read_text())
+        except ValueError as error:  # also a file that is not UTF-8
+            record = f"not JSON ({' '.join(str(error).split())})"
+        if isinstance(record, dict):
+            records.append(record)
+        elif unreadable is not None:
+            why = record if isinstance(record, str) else "not a JSON object"
+            unreadable.append(f"{path}: {why}")
+    return records
 
 
 def find_run_files(paths: Iterable[str | Path | Location]) -> list[Location]:

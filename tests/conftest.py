@@ -1,5 +1,5 @@
-"""Shared fixtures: the real Fashion-MNIST (from $FMNIST_DATA_DIR or ../shared/data), loaded once,
-and small real slices of it for quick training checks."""
+"""Shared fixtures: the real Fashion-MNIST ($FMNIST_DATA_DIR, else ../shared/data, else the user
+cache that `fmnist-ray run` downloads into), loaded once, and small real slices of it."""
 
 import os
 import socket
@@ -10,17 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from fmnist_ray.data import load_fashion_mnist
+from fmnist_ray.data import ENV_VAR, default_cache_dir, load_fashion_mnist
 
 REPO = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("FMNIST_DATA_DIR") or REPO.parent / "shared" / "data")
+DATA_DIRS = [Path(os.environ[ENV_VAR])] if os.environ.get(ENV_VAR) else [
+    REPO.parent / "shared" / "data", default_cache_dir()
+]  # fmt: skip
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    if not DATA_DIR.exists():
-        pytest.fail(f"Fashion-MNIST not found at {DATA_DIR}; set FMNIST_DATA_DIR")
-    return DATA_DIR
+    found = next((folder for folder in DATA_DIRS if folder.exists()), None)
+    if found is None:
+        pytest.fail(f"Fashion-MNIST not found in {' or '.join(map(str, DATA_DIRS))}; set {ENV_VAR}")
+    return found
 
 
 @pytest.fixture(scope="session")

@@ -55,7 +55,7 @@ def test_corrupt_gz_is_detected(data_dir, tmp_path):
     blob = bytearray((raw / "t10k-labels-idx1-ubyte.gz").read_bytes())
     blob[100] ^= 0xFF
     (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(bytes(blob))
-    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.gz is corrupt \(MD5"):
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.gz is corrupt .*MD5"):
         load_fashion_mnist(tmp_path, download=False)
 
 
@@ -68,6 +68,41 @@ def test_truncated_unpacked_file_is_detected(data_dir, tmp_path):
     (raw / "t10k-images-idx3-ubyte").write_bytes((raw / "t10k-images-idx3-ubyte").read_bytes()[:-5])
     with pytest.raises(DataError, match="t10k-images-idx3-ubyte is corrupt"):
         load_fashion_mnist(tmp_path, download=False)
+
+
+def test_an_unpacked_file_is_checked_by_md5_not_only_by_size(data_dir, tmp_path):
+    raw = copy_raw(data_dir, tmp_path, "")  # .gz and unpacked, as in the shared copy
+    image = bytearray((raw / "train-images-idx3-ubyte").read_bytes())
+    image[5000] ^= 0x01  # one pixel: header and size still right
+    (raw / "train-images-idx3-ubyte").write_bytes(bytes(image))
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte is corrupt .*MD5.*delete it"):
+        load_fashion_mnist(tmp_path, download=False)
+    (raw / "train-images-idx3-ubyte").unlink()  # the fix the error gives: the .gz is read
+    assert load_fashion_mnist(tmp_path, download=False).train_images.shape == (60000, 28, 28)
+
+
+@pytest.mark.parametrize("named_by", ["argument", "environment"])
+def test_a_named_folder_that_does_not_exist_is_never_created(tmp_path, monkeypatch, named_by):
+    downloads = []
+    monkeypatch.setattr("fmnist_ray.data._download", downloads.append)
+    typo = tmp_path / "shraed" / "data"
+    if named_by == "environment":
+        monkeypatch.setenv(ENV_VAR, str(typo))
+    with pytest.raises(DataError, match="no such folder") as info:
+        load_fashion_mnist(typo if named_by == "argument" else None, download=True)
+    assert downloads == [] and not (tmp_path / "shraed").exists()
+    assert "leave out --data-dir" in str(info.value)
+
+
+def test_the_cache_is_downloaded_into_and_an_existing_named_folder_too(tmp_path, monkeypatch):
+    downloads = []
+    monkeypatch.setattr("fmnist_ray.data._download", downloads.append)
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for named in (None, tmp_path):  # the cache, then a folder that exists
+        with pytest.raises(DataError, match="did not produce the expected files"):
+            load_fashion_mnist(named, download=True)
+    assert downloads == [tmp_path / "cache" / "fmnist-ray", tmp_path]
 
 
 def test_missing_data_says_where_it_looked_and_how_to_fix(tmp_path):

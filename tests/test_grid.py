@@ -142,21 +142,23 @@ def test_missing_file(tmp_path):
 
 
 def test_the_shipped_experiments_match_the_study():
-    counts = {p.stem: len(load_experiment(p).runs) for p in (REPO / "experiments").glob("*.toml")}
+    study = REPO / "experiments" / "study"
+    counts = {p.stem: len(load_experiment(p).runs) for p in study.glob("*.toml")}
     assert counts == {
-        "quickstart": 6, "fc_baseline": 3, "lenet_baseline": 3, "scheduler": 36,
+        "fc_baseline": 3, "lenet_baseline": 3, "scheduler": 36,
         "learning_rate": 24, "optimizer": 9, "loss": 9, "batch_size": 24, "activation": 9,
         "pooling": 6, "batchnorm": 6, "dropout": 6, "combined": 6,
     }  # fmt: skip
-    for path in (REPO / "experiments").glob("*.toml"):
+    assert [p.name for p in (REPO / "experiments").glob("*.toml")] == ["quickstart.toml"]
+    assert len(load_experiment(REPO / "experiments" / "quickstart.toml").runs) == 6
+    for path in study.glob("*.toml"):
         exp = load_experiment(path)
-        if exp.name != "quickstart":
-            assert exp.seeds == (0, 1, 2) and {c.epochs for c in exp.runs} == {20}
-    combined = load_experiment(REPO / "experiments" / "combined.toml")
+        assert exp.seeds == (0, 1, 2) and {c.epochs for c in exp.runs} == {20}
+    combined = load_experiment(study / "combined.toml")
     assert {(c.channels, c.pooling, c.batchnorm) for c in combined.runs} == {
         ((32, 64, 256), "max", True)
     }
-    scheduler = load_experiment(REPO / "experiments" / "scheduler.toml")
+    scheduler = load_experiment(study / "scheduler.toml")
     assert {(c.lr, c.step_size, c.gamma) for c in scheduler.runs} == {
         (lr, s, 0.9) for lr in (0.001, 0.01) for s in (100, 200, 400, 800, 1600, 3200)
     }

@@ -397,6 +397,22 @@ def test_diverged_and_failed_runs_are_listed_and_excluded(study):
     assert report.completeness.describe() == "partial: 8 of 9 runs (1 failed, 0 not run)"
 
 
+def test_a_corrupt_failure_record_is_a_note_and_the_report_goes_on(tmp_path):
+    exp_dir = build_optimizer(tmp_path / "optimizer", LEVEL)
+    failed = RunConfig(epochs=EPOCHS, optimizer="sgd", seed=3)
+    write_failure(exp_dir, failed, "RuntimeError: CUDA out of memory")
+    (exp_dir / "failures" / "torn.json").write_text('{"run_id": "abc", "err')
+    (exp_dir / "failures" / "list.json").write_text("[1, 2]")
+    result = make_report([exp_dir], out_dir=tmp_path / "out")
+    notes = [n for n in result.notes if "not a failure record" in n]
+    assert len(notes) == 2, result.notes
+    assert any(f"{exp_dir / 'failures' / 'torn.json'}: not JSON" in n for n in notes)
+    assert any(f"{exp_dir / 'failures' / 'list.json'}: not a JSON object" in n for n in notes)
+    summary = result.summaries["optimizer"][0].read_text()
+    assert f"`{failed.run_id}` optimizer=sgd, seed 3: RuntimeError: CUDA out of memory" in summary
+    assert "torn.json" in summary  # the page says what was left out, as the CLI does
+
+
 def test_partial_grid_is_reported(tmp_path):
     exp_dir = tmp_path / "quickstart"
     write_experiment_file(

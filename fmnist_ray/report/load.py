@@ -56,6 +56,7 @@ class _Tree:
     unreadable: dict[str, str]  # folder -> why its experiment.toml was not used
     skipped: list[Location]  # train/ folders left out
     invalid: list[tuple[Location, str]]  # run files that do not read back as a run, and why
+    bad_failures: dict[str, list[str]]  # folder -> failure files that do not parse, and why
 
 
 def _experiment_folder(path: Location) -> Location:
@@ -119,11 +120,14 @@ def _read_tree(paths: list[Location]) -> _Tree:
         experiments[key], why = _read_experiment(folder)
         if why:
             unreadable[key] = why
-    failures = {key: read_failures(folder) for key, folder in folders.items()}
+    bad_failures: dict[str, list[str]] = {key: [] for key in folders}
+    failures = {key: read_failures(folder, bad_failures[key]) for key, folder in folders.items()}
     table, invalid = read_valid_runs(run_files)
     bad = {path.path for path, _ in invalid}
     run_files = [file for file in run_files if file.path not in bad]
-    return _Tree(run_files, table, folders, failures, experiments, unreadable, skipped, invalid)
+    return _Tree(
+        run_files, table, folders, failures, experiments, unreadable, skipped, invalid, bad_failures
+    )
 
 
 def read_reference(path: Path) -> str:
@@ -214,6 +218,11 @@ def load_tree(paths: list[str | Path]) -> tuple[list[ExperimentFiles], list[Run]
             "trains the run again)"
             for key in keys
             for line in invalid_by_folder[key]
+        ]
+        notes += [
+            f"{name}: left out {line}: not a failure record (delete or fix it)"
+            for key in keys
+            for line in tree.bad_failures[key]
         ]
         experiments.append(ExperimentFiles(name, runs, failures, (found or [None])[0], notes))
     skipped = [
