@@ -83,7 +83,8 @@ def smoke_all(names: list[str], data_dir: str, timeout: float) -> int:
     failed, total = [], time.perf_counter()
     for name in names:
         start = time.perf_counter()
-        with tempfile.TemporaryDirectory() as tmp:
+        # Under /tmp as Ray's own default is: its socket paths must stay short.
+        with tempfile.TemporaryDirectory(dir="/tmp" if os.path.isdir("/tmp") else None) as tmp:
             env["RAY_TMPDIR"] = tmp  # Ray's session files go with the temporary folder
             if name == GPU_CHECK:
                 (shims := Path(tmp) / "bin").mkdir()
