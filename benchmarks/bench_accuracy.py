@@ -1,6 +1,6 @@
 """Accuracy check: `fc` and base `lenet5`, 20 epochs, defaults, seed 0; final test accuracy.
 
-python benchmarks/bench_accuracy.py --data-dir ../shared/data [--device cuda]
+python benchmarks/bench_accuracy.py --data-dir ../shared/data [--device cuda] [--smoke]
 """
 
 from __future__ import annotations
@@ -20,8 +20,12 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--device", default=None)
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the code only")
     args = parser.parse_args()
     data = load_fashion_mnist(args.data_dir, download=True)
+    if args.smoke:
+        data, args.epochs = data.subset(1_000, 500), 1
+        print("smoke mode: 1,000 training and 500 test images, 1 epoch; the numbers mean nothing")
     device = pick_device(args.device)
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     print(

@@ -4,7 +4,10 @@ Prints, per share, end-to-end wall time, aggregate training images/s, the most r
 training at once (from each run's started/ended stamps), the device each run reports, and the
 largest test-accuracy difference of a seed against the share-1 run.
 
-    python benchmarks/bench_gpu_packing.py --data-dir DIR [--runs 8] [--epochs 2]
+    python benchmarks/bench_gpu_packing.py --data-dir DIR [--runs 8] [--epochs 2] [--smoke]
+
+`--smoke`: 2 fc runs of 1 epoch at share 0.5, on 1 logical GPU when there is no CUDA
+(the runs then train on the CPU): it checks the code, its numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from fmnist_ray.results import find_run_files, read_metadata, read_results, run_
 def run_share(share: float, args, work: Path) -> dict:
     exp = work / f"share_{share:g}.toml"
     exp.write_text(f'description = "gpu packing {share:g}"\nseeds = {list(range(args.runs))}\n'
-                   f"[base]\nepochs = {args.epochs}\n")  # fmt: skip
+                   f'[base]\nmodel = "{args.model}"\nepochs = {args.epochs}\n')  # fmt: skip
     results = work / f"results_{share:g}"
     command = [sys.executable, "-m", "fmnist_ray", "run", str(exp), "--data-dir", args.data_dir,
                "--results", str(results), "--gpus-per-run", f"{share:g}",
@@ -48,6 +51,12 @@ def run_share(share: float, args, work: Path) -> dict:
             "peak": most_at_once(spans), "devices": devices, "final": final}  # fmt: skip
 
 
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data-dir", required=True)
@@ -56,7 +65,15 @@ def main() -> None:
     parser.add_argument("--cpus-per-run", type=int, default=1)
     parser.add_argument("--shares", default="1,0.5,0.25,0.125")
     parser.add_argument("--num-gpus", type=int, help="logical GPUs (a dry run without one)")
+    parser.add_argument("--model", default="lenet5", choices=["lenet5", "fc"])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the code only")
     args = parser.parse_args()
+    if args.smoke:
+        args.runs, args.epochs, args.shares, args.model = 2, 1, "0.5", "fc"
+        if args.num_gpus is None and not cuda_available():
+            args.num_gpus = 1
+        print(f"smoke mode: {args.runs} fc runs, 1 epoch, shares {args.shares}, "
+              f"{args.num_gpus or 'detected'} GPUs; the numbers mean nothing")  # fmt: skip
     args.data_dir = str(Path(args.data_dir).resolve())
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -64,7 +81,7 @@ def main() -> None:
             rows.append(run_share(share, args, Path(tmp)))
             print(f"share {share:g} done in {rows[-1]['wall']:.1f} s", flush=True)
     first = rows[0]
-    print(f"\ngrid: base lenet5, {args.epochs} epochs, {args.runs} seeds, "
+    print(f"\ngrid: base {args.model}, {args.epochs} epochs, {args.runs} seeds, "
           f"{args.cpus_per_run} CPU per run\n")  # fmt: skip
     print("| GPU share | runs at once (seen) | wall s (end to end) | training span s "
           "| images/s | vs share " + f"{first['share']:g} | max |Δ test acc| vs share {first['share']:g} |")  # fmt: skip

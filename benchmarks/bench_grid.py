@@ -4,7 +4,10 @@ one process with torch's default threads, (c) Ray Tune (`tune.Tuner`, 1 CPU per 
 this project's training function. Prints aggregate training images/s, the ratios, and the
 runner's overhead per run.
 
-    python benchmarks/bench_grid.py --data-dir ../shared/data
+    python benchmarks/bench_grid.py --data-dir ../shared/data [--smoke]
+
+`--smoke`: fc, 1 epoch, seed 0, each way as above (checks the code; the numbers mean
+nothing); (c) is skipped, with a line saying so, when Ray Tune is not installed.
 """
 
 from __future__ import annotations
@@ -29,10 +32,24 @@ from study_loop import study_train  # noqa: E402
 
 SEEDS = (0, 1, 2, 3)
 EPOCHS = 2
-IMAGES = len(SEEDS) * EPOCHS * 60_000
-EXPERIMENT = f"""description = "benchmark: base lenet5, {EPOCHS} epochs, seeds 0-3"
+MODEL = "lenet5"
+
+
+def smoke_sizes() -> None:
+    """Shrink the grid for a smoke run: fc, 1 epoch, 1 seed."""
+    global SEEDS, EPOCHS, MODEL
+    SEEDS, EPOCHS, MODEL = (0,), 1, "fc"
+
+
+def images() -> int:
+    return len(SEEDS) * EPOCHS * 60_000
+
+
+def experiment() -> str:
+    return f"""description = "benchmark: base {MODEL}, {EPOCHS} epochs, seeds {SEEDS}"
 seeds = {list(SEEDS)}
 [base]
+model = "{MODEL}"
 epochs = {EPOCHS}
 [resources]
 cpus = 1
@@ -41,7 +58,7 @@ cpus = 1
 
 def way_a_fmnist_ray(data_dir: str, work: Path, cpus: int) -> dict:
     exp = work / "bench4.toml"
-    exp.write_text(EXPERIMENT)
+    exp.write_text(experiment())
     results = work / "results"
     command = [sys.executable, "-m", "fmnist_ray", "run", str(exp), "--data-dir", data_dir,
                "--results", str(results), "--num-cpus", str(cpus)]  # fmt: skip
@@ -68,7 +85,7 @@ def way_a_fmnist_ray(data_dir: str, work: Path, cpus: int) -> dict:
 
 def way_b_study_loop(data_dir: str) -> dict:
     for seed in SEEDS:
-        study_train(RunConfig(epochs=EPOCHS, seed=seed), data_dir)
+        study_train(RunConfig(model=MODEL, epochs=EPOCHS, seed=seed), data_dir)
     return {}
 
 
@@ -78,13 +95,17 @@ def tune_trainable(config: dict, data) -> None:
     from fmnist_ray.train import train_run
 
     torch.set_num_threads(1)
-    cfg = RunConfig(epochs=EPOCHS, seed=config["seed"])
+    cfg = RunConfig(model=config["model"], epochs=config["epochs"], seed=config["seed"])
     train_run(cfg, data, "cpu", on_epoch=lambda row: tune.report(dict(row)))
 
 
 def way_c_ray_tune(data_dir: str, work: Path, cpus: int) -> dict:
     import ray
-    from ray import tune
+
+    try:
+        from ray import tune
+    except ImportError as error:  # ray without the `tune` extra (pandas, tensorboardX, ...)
+        return {"skipped": str(error)}
 
     from fmnist_ray.data import load_fashion_mnist
 
@@ -94,7 +115,7 @@ def way_c_ray_tune(data_dir: str, work: Path, cpus: int) -> dict:
         trainable = tune.with_resources(tune.with_parameters(tune_trainable, data=data), {"cpu": 1})
         tuner = tune.Tuner(
             trainable,
-            param_space={"seed": tune.grid_search(list(SEEDS))},
+            param_space={"seed": tune.grid_search(list(SEEDS)), "model": MODEL, "epochs": EPOCHS},
             run_config=tune.RunConfig(storage_path=str(work / "tune"), verbose=0),
         )
         results = tuner.fit()
@@ -104,9 +125,10 @@ def way_c_ray_tune(data_dir: str, work: Path, cpus: int) -> dict:
     return {}
 
 
-def in_fresh_process(way: str, data_dir: str, work: Path, cpus: int) -> dict:
+def in_fresh_process(way: str, data_dir: str, work: Path, smoke: bool) -> dict:
     """Time one way end to end in a new interpreter, as (a) is: imports and startup included."""
     command = [sys.executable, __file__, "--data-dir", data_dir, "--way", way, "--work", str(work)]
+    command += ["--smoke"] if smoke else []
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -115,12 +137,35 @@ def in_fresh_process(way: str, data_dir: str, work: Path, cpus: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1]) | {"wall": wall}
 
 
+def print_table(a: dict, b: dict, c: dict | None) -> None:
+    rows = [("(a) fmnist-ray run", a), ("(b) study loop, sequential", b), ("(c) Ray Tune", c)]
+    print("| way | wall s (end to end) | aggregate training images/s | vs (b) |")
+    print("|---|---|---|---|")
+    for name, result in rows:
+        if result is None:
+            print(f"| {name} | skipped: Ray Tune is not installed | - | - |")
+            continue
+        rate = images() / result["wall"]
+        print(
+            f"| {name} | {result['wall']:.1f} | {rate:,.0f} | {b['wall'] / result['wall']:.2f}x |"
+        )
+    versus_c = f"{c['wall'] / a['wall']:.2f}x" if c else "- (skipped)"
+    print(f"\n(a)/(b) = {b['wall'] / a['wall']:.2f}x, (a)/(c) = {versus_c}")
+    print(
+        f"runner overhead per run: {a['overhead_per_run']:.1f}s of slot time outside epochs "
+        f"(of which {a['in_task_overhead']:.1f}s inside the task: data to device, model build)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the code only")
     parser.add_argument("--way", choices=["b", "c"], help=argparse.SUPPRESS)  # child process
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.smoke:
+        smoke_sizes()
     data_dir = str(Path(args.data_dir).resolve())
     cpus = os.cpu_count() or 2
     if args.way:
@@ -130,29 +175,23 @@ def main() -> None:
         }
         print(json.dumps(ways[args.way]()))
         return
+    if args.smoke:
+        print("smoke mode: fc, 1 epoch, 1 seed; the numbers mean nothing")
     print(f"{cpus} CPUs, torch {torch.__version__} with {torch.get_num_threads()} default threads; "
-          f"grid: base lenet5, {EPOCHS} epochs, seeds {SEEDS} = {IMAGES:,} training images\n", flush=True)  # fmt: skip
+          f"grid: base {MODEL}, {EPOCHS} epochs, seeds {SEEDS} = {images():,} training images\n", flush=True)  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        b = in_fresh_process("b", data_dir, work, cpus)
+        b = in_fresh_process("b", data_dir, work, args.smoke)
         print(f"(b) study loop done in {b['wall']:.1f}s", flush=True)
         a = way_a_fmnist_ray(data_dir, work, cpus)
         print(f"(a) fmnist-ray run done in {a['wall']:.1f}s", flush=True)
-        c = in_fresh_process("c", data_dir, work, cpus)
-        print(f"(c) Ray Tune done in {c['wall']:.1f}s\n", flush=True)
-    rows = [("(a) fmnist-ray run", a), ("(b) study loop, sequential", b), ("(c) Ray Tune", c)]
-    print("| way | wall s (end to end) | aggregate training images/s | vs (b) |")
-    print("|---|---|---|---|")
-    for name, result in rows:
-        rate = IMAGES / result["wall"]
-        print(
-            f"| {name} | {result['wall']:.1f} | {rate:,.0f} | {b['wall'] / result['wall']:.2f}x |"
-        )
-    print(f"\n(a)/(b) = {b['wall'] / a['wall']:.2f}x, (a)/(c) = {c['wall'] / a['wall']:.2f}x")
-    print(
-        f"runner overhead per run: {a['overhead_per_run']:.1f}s of slot time outside epochs "
-        f"(of which {a['in_task_overhead']:.1f}s inside the task: data to device, model build)"
-    )
+        c = in_fresh_process("c", data_dir, work, args.smoke)
+        if "skipped" in c:
+            print(f"(c) Ray Tune skipped (the `bench` extra installs it): {c['skipped']}\n")
+            c = None
+        else:
+            print(f"(c) Ray Tune done in {c['wall']:.1f}s\n", flush=True)
+    print_table(a, b, c)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,10 @@
 trained twice by the real runner on a 2-CPU local Ray. Prints each order's makespan and the
 lower bound max(total work / slots, longest run), from the runs' measured durations.
 
-    python benchmarks/bench_order.py --data-dir ../shared/data
+    python benchmarks/bench_order.py --data-dir ../shared/data [--smoke]
+
+`--smoke`: the same grid on 1,000 training and 500 test images (checks the code; the numbers
+mean nothing).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import ray
 from fmnist_ray.cost import lower_bound
 from fmnist_ray.data import load_fashion_mnist
 from fmnist_ray.grid import load_experiments
-from fmnist_ray.plan import make_plan
+from fmnist_ray.plan import make_plan, prepare
 from fmnist_ray.results import find_run_files, read_metadata, run_span
 from fmnist_ray.runner import run_grid
 
@@ -53,6 +56,7 @@ def durations(results: Path) -> list[float]:
 
 def one_order(files: list[Path], results: Path, data, longest_first: bool) -> tuple[float, list]:
     plan = make_plan(load_experiments(files), results)
+    prepare(plan)
     plan.longest_first = longest_first
     order = [run.config.channels for run in plan.todo]
     start = time.perf_counter()
@@ -63,12 +67,8 @@ def one_order(files: list[Path], results: Path, data, longest_first: bool) -> tu
     return wall, durations(results), order, plan.wall_seconds(SLOTS)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data-dir", default=None)
-    args = parser.parse_args()
-    data = load_fashion_mnist(args.data_dir, download=False)
-    work = Path(tempfile.mkdtemp(prefix="bench-order-"))
+def both_orders(work: Path, data) -> dict[str, tuple]:
+    """Train the grid in file order, then longest first, on one local Ray of SLOTS CPUs."""
     (work / "a_short.toml").write_text(GRID)
     (work / "b_long.toml").write_text(LONG)
     files = [work / "a_short.toml", work / "b_long.toml"]  # the long run last, in file order
@@ -79,6 +79,20 @@ def main() -> None:
             rows[name] = one_order(files, work / name.replace(" ", "_"), data, longest)
     finally:
         ray.shutdown()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the code only")
+    args = parser.parse_args()
+    data = load_fashion_mnist(args.data_dir, download=False)
+    if args.smoke:
+        data = data.subset(1_000, 500)
+        print("smoke mode: 1,000 training and 500 test images; the numbers mean nothing")
+    with tempfile.TemporaryDirectory(prefix="bench-order-") as tmp:
+        rows = both_orders(Path(tmp), data)
     print(
         f"{'order':14s} {'makespan s':>10s} {'bound s':>8s} {'ratio':>6s} {'estimated s':>11s}  first run"
     )

@@ -3,6 +3,7 @@
 same device, same threads. Prints images/s of each and the ratio.
 
     python benchmarks/bench_throughput.py --data-dir ../shared/data [--device cuda] [--epochs 2]
+        [--repeats 2] [--smoke]
 """
 
 from __future__ import annotations
@@ -24,15 +25,22 @@ def main() -> None:
     parser.add_argument("--device", default=None)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2, help="alternating measurements")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the code only")
     args = parser.parse_args()
     device = pick_device(args.device)
+    subset = None
+    if args.smoke:
+        subset, args.epochs, args.repeats = (1_000, 500), 1, 1
+        print("smoke mode: 1,000 training and 500 test images, 1 epoch, 1 repeat; "
+              "the numbers mean nothing")  # fmt: skip
     cfg = RunConfig(epochs=args.epochs, seed=0)
-    data = DeviceData(load_fashion_mnist(args.data_dir, download=False), device)
+    data = load_fashion_mnist(args.data_dir, download=False)
+    data = DeviceData(data.subset(*subset) if subset else data, device)
     ours, theirs = [], []
     for _ in range(args.repeats):  # alternate, so drift in machine load hits both alike
         history = train_run(cfg, data, device).history
         ours.append(statistics.mean(row["images_per_s"] for row in history))
-        theirs.append(study_train(cfg, args.data_dir, str(device))["images_per_s"])
+        theirs.append(study_train(cfg, args.data_dir, str(device), subset)["images_per_s"])
     name = (
         torch.cuda.get_device_name()
         if device.type == "cuda"

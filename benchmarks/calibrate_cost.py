@@ -1,7 +1,7 @@
 """Fit the constants of fmnist_ray/cost.py: time one training epoch and one test pass of several
 configs on one CPU thread, then non-negative least-squares the per-MAC, per-image and per-step costs.
 
-    python benchmarks/calibrate_cost.py --data-dir ../shared/data
+    python benchmarks/calibrate_cost.py --data-dir ../shared/data [--train 12000] [--smoke]
 """
 
 import argparse
@@ -15,6 +15,7 @@ from fmnist_ray.config import RunConfig
 from fmnist_ray.cost import estimate_seconds, work_per_image
 from fmnist_ray.data import DeviceData, load_fashion_mnist
 from fmnist_ray.models import build_model
+from fmnist_ray.steps import make_step
 from fmnist_ray.train import _train_epoch, evaluate, make_loss, make_optimizer
 
 CONFIGS = [
@@ -28,32 +29,38 @@ CONFIGS = [
 
 
 def time_config(cfg: RunConfig, data: DeviceData) -> tuple[float, float]:
+    """Seconds of one training epoch and of one test pass, the way `train_run` does them."""
     torch.manual_seed(0)
     model = build_model(cfg)
-    loss_fn, optimizer = make_loss(cfg), make_optimizer(cfg, model.parameters())
+    step = make_step(cfg, model, make_loss(cfg), make_optimizer, data.device, cuda_graphs=False)
     start = time.perf_counter()
-    _train_epoch(model, loss_fn, optimizer, None, data, cfg, torch.Generator().manual_seed(0))
+    _train_epoch(step, None, data, cfg, torch.Generator().manual_seed(0))
     train = time.perf_counter() - start
     start = time.perf_counter()
-    evaluate(model, loss_fn, data)
+    evaluate(model, step.loss_fn, data)
     return train, time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--train", type=int, default=12_000)
+    parser.add_argument("--train", type=int, default=12_000, help="training images per epoch")
+    parser.add_argument("--test", type=int, default=2_000, help="test images per pass")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the code only")
     args = parser.parse_args()
+    if args.smoke:
+        args.train, args.test = 1_000, 500
+        print("smoke mode: 1,000 training and 500 test images; the numbers mean nothing\n")
     torch.set_num_threads(1)
     full = load_fashion_mnist(args.data_dir, download=False)
-    data = DeviceData(full.subset(args.train, 2_000), torch.device("cpu"))
+    data = DeviceData(full.subset(args.train, args.test), torch.device("cpu"))
     rows, train_times, test_rows, test_times = [], [], [], []
     for cfg in CONFIGS:
         train, test = time_config(cfg, data)
         (conv, linear, values), steps = work_per_image(cfg), -(-args.train // cfg.batch_size)
         rows.append([args.train * conv, args.train * linear, args.train * values, steps])
         train_times.append(train)
-        test_rows.append([2_000 * (conv + linear)])
+        test_rows.append([args.test * (conv + linear)])
         test_times.append(test)
         print(
             f"{cfg.describe():60s} train {train:6.2f}s  test {test:5.2f}s  MACs {conv + linear:,}"

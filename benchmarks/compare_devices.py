@@ -2,14 +2,20 @@
 on the CPU), matched by run id, with the device each ran on and the difference.
 
     python benchmarks/compare_devices.py results/lenet_baseline /tmp/gpu/lenet_baseline
+
+`--smoke` (no folders): compares the committed results/lenet_baseline with results/pooling, which
+share the base case's runs (the same files, so every difference is 0): it checks the code.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+from pathlib import Path
 
 from fmnist_ray.results import find_run_files, read_metadata, read_results
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
 def finals(folder: str) -> dict[str, tuple[int, float, float, str]]:
@@ -30,9 +36,15 @@ def finals(folder: str) -> dict[str, tuple[int, float, float, str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("a")
-    parser.add_argument("b")
+    parser.add_argument("a", nargs="?")
+    parser.add_argument("b", nargs="?")
+    parser.add_argument("--smoke", action="store_true", help="compare two committed folders")
     args = parser.parse_args()
+    if args.smoke:
+        args.a, args.b = str(RESULTS / "lenet_baseline"), str(RESULTS / "pooling")
+        print(f"smoke mode: {args.a} vs {args.b} (the same runs)\n")
+    elif not (args.a and args.b):
+        parser.error("two results folders are required (or --smoke)")
     a, b = finals(args.a), finals(args.b)
     shared = sorted(set(a) & set(b), key=lambda k: a[k][0])
     if not shared:

@@ -7,7 +7,11 @@
 #      compared run by run with the committed CPU results;
 #   3. fractional packing: the same grid at 1, 0.5, 0.25 and 0.125 GPU per run.
 # Usage: bash benchmarks/gpu_check.sh DATA_DIR [WORK_DIR]
+# Exits 1 if any check failed. `python benchmarks/smoke.py gpu_check.sh` dry-runs it without a GPU
+# (every python command parsed with its flags, nothing run).
 set -uo pipefail  # no -e: one failed check must not hide the others
+failed=0
+trap 'failed=1' ERR
 data=$(realpath "$1")
 work=${2:-$(mktemp -d)}
 cd "$(dirname "$0")/.."
@@ -35,3 +39,4 @@ done
 
 echo; echo "## 3. fractional packing"
 python3 benchmarks/bench_gpu_packing.py --data-dir "$data" --runs 8 --epochs 2
+exit "$failed"

@@ -3,7 +3,9 @@ end, from its metadata), the wall time of each `run` process that trained it (gr
 git commit the runs record), and `plan`'s estimate (fmnist_ray.cost) against what each
 experiment's runs took.
 
-    python benchmarks/study_cost.py [--results results] [--slots 2]
+    python benchmarks/study_cost.py [--results results] [--slots 2] [--smoke]
+
+It only reads result files (about a second), so `--smoke` runs it as it is.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from fmnist_ray.config import RunConfig
 from fmnist_ray.cost import estimate_seconds, makespan
 from fmnist_ray.results import find_run_files, read_metadata, run_span
 
-STUDY_DIR = Path(__file__).resolve().parents[1] / "experiments" / "study"
+REPO = Path(__file__).resolve().parents[1]
+STUDY_DIR = REPO / "experiments" / "study"
 STUDY = sorted(p.stem for p in STUDY_DIR.glob("*.toml"))
 
 
@@ -60,10 +63,15 @@ def print_processes(found: dict[str, dict], slots: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--results", type=Path, default=Path("results"))
+    parser.add_argument("--results", type=Path, default=REPO / "results")
     parser.add_argument("--slots", type=int, default=2)
+    parser.add_argument("--smoke", action="store_true", help="the same: it trains nothing")
     args = parser.parse_args()
+    if args.smoke:
+        print("smoke mode: the full computation (it only reads result files)\n")
     found = runs(args.results)
+    if not found:
+        raise SystemExit(f"no run of the study's experiments under {args.results}")
     took = sum(r["seconds"] for r in found.values())
     guess = sum(r["estimate"] for r in found.values())
     print(f"{len(found)} unique runs: {took / 3600:.2f} run-hours; plan estimated "

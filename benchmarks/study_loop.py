@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
 from fmnist_ray.config import RunConfig
@@ -21,10 +21,15 @@ def study_datasets(data_dir: str):
     return train, test
 
 
-def study_train(cfg: RunConfig, data_dir: str, device: str = "cpu") -> dict:
-    """Train like the study does; returns training images/s and the final test accuracy."""
+def study_train(
+    cfg: RunConfig, data_dir: str, device: str = "cpu", subset: tuple[int, int] | None = None
+) -> dict:
+    """Train like the study does; returns training images/s and the final test accuracy.
+    `subset`: the first (train, test) images only (smoke runs)."""
     torch.manual_seed(cfg.seed)
     train, test = study_datasets(data_dir)
+    if subset:
+        train, test = Subset(train, range(subset[0])), Subset(test, range(subset[1]))
     train_loader = DataLoader(train, batch_size=cfg.batch_size, shuffle=True)
     test_loader = DataLoader(test, batch_size=cfg.batch_size, shuffle=False)
     model = build_model(cfg).to(device)

@@ -7,6 +7,9 @@ over the arms, as printed in summary.md.
     fmnist-ray run benchmarks/verify_report.toml --data-dir ../shared/data
     fmnist-ray report results/verify_report
     python benchmarks/verify_report.py results/verify_report --axis pooling --base avg
+
+`--smoke` (no other arguments): report the committed study's `results/optimizer` afresh into a
+temporary folder with `fmnist-ray report` and check that report (no training).
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -85,18 +91,42 @@ def shown_as(cell: str, values: list[float]) -> bool:
     return len(shown) == len(values) and all(abs(a - b) <= 0.0051 for a, b in zip(shown, values))
 
 
+SMOKE_RESULTS = Path(__file__).resolve().parents[1] / "results" / "optimizer"
+
+
+def smoke() -> None:
+    """Report the committed `results/optimizer` into a temporary folder and check that."""
+    print(f"smoke mode: a fresh report of {SMOKE_RESULTS} (committed runs, no training)\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, "-m", "fmnist_ray", "report", str(SMOKE_RESULTS), "--out", tmp]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        check(SMOKE_RESULTS, "optimizer", "adam", Path(tmp) / SMOKE_RESULTS.name / "summary.md")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("results", type=Path)
-    parser.add_argument("--axis", required=True)
-    parser.add_argument("--base", required=True, help="the axis value of the base case")
+    parser.add_argument("results", type=Path, nargs="?")
+    parser.add_argument("--axis")
+    parser.add_argument("--base", help="the axis value of the base case")
     parser.add_argument("--report", type=Path, default=None)
+    parser.add_argument(
+        "--smoke", action="store_true", help="check a fresh report of results/optimizer"
+    )
     args = parser.parse_args()
+    if args.smoke:
+        return smoke()
+    if not (args.results and args.axis and args.base):
+        parser.error("RESULTS, --axis and --base are required (or --smoke)")
     report = args.report or args.results / "report" / args.results.name / "summary.md"
-    arms = final_accuracies(args.results, args.axis)
-    rows = reported_rows(report, args.axis)
-    base = arms[args.base]
-    tests = {value: comparison(x, base) for value, x in arms.items() if value != args.base}
+    check(args.results, args.axis, args.base, report)
+
+
+def check(results: Path, axis: str, base_value: str, report: Path) -> None:
+    """Print the independent numbers beside the report's; exit 1 if any arm differs."""
+    arms = final_accuracies(results, axis)
+    rows = reported_rows(report, axis)
+    base = arms[base_value]
+    tests = {value: comparison(x, base) for value, x in arms.items() if value != base_value}
     adjusted = holm({value: test[4] for value, test in tests.items()})
     print("| arm | n | mean % | 95% CI % | test | Δ pp [95% CI] | p | Holm p | (independent) |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -118,7 +148,7 @@ def main() -> None:
         else:
             mine += ["(base)", "–", "–", "–"]
         mismatches += not ok
-        print(f"| {args.axis}={value} | {n} | " + " | ".join(mine)
+        print(f"| {axis}={value} | {n} | " + " | ".join(mine)
               + f" | {'match' if ok else 'MISMATCH'} |")  # fmt: skip
     print("\nall numbers match" if not mismatches else f"\n{mismatches} arm(s) differ")
     raise SystemExit(1 if mismatches else 0)
