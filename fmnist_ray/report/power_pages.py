@@ -68,6 +68,8 @@ def power_blocks(report: ExperimentReport) -> list[Block]:
         f"{_pp(power.detectable)} {unit}",
         f"seeds per arm to detect {_pp(power.effect)} {unit}: {seeds_needed_text(power)}",
     ]
+    if not any(not arm.is_base for arm in report.arms):
+        lines[1] += " (one configuration: for one new arm compared with it)"
     text = POWER_METHOD.format(power=POWER)
     return [Heading("What these seeds can see"), Bullets(lines), Paragraph(text)]
 
