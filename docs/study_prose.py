@@ -16,11 +16,13 @@ from scipy import stats as scipy_stats
 from fmnist_ray.grid import load_experiments
 from fmnist_ray.metrics import metric
 from fmnist_ray.plan import Plan, make_plan
+from fmnist_ray.report.analysis import verdict_of
 from fmnist_ray.report.build import analyze
 from fmnist_ray.report.load import read_reference
 from fmnist_ray.report.model import Arm, ExperimentReport, ReferenceCheck
+from fmnist_ray.report.power import reference_offsets
 from fmnist_ray.report.references import parse_references
-from fmnist_ray.report.stats import ALPHA, CONFIDENCE, compare
+from fmnist_ray.report.stats import ALPHA, CONFIDENCE, POWER, compare, sd_range, seeds_needed
 from fmnist_ray.report.text import (
     format_p,
     interval,
@@ -396,6 +398,93 @@ def schedules(study: Study) -> str:
     )
 
 
+# ------------------------------------------------------------------ what more seeds could do
+
+# Each claim of one arm against its base case: (name, experiment, arm label, direction).
+SEED_CLAIMS = [
+    ("the combined model with ReLU", "combined", "activation=relu", +1),
+    ("the combined model with leaky ReLU", "combined", "activation=leaky_relu", +1),
+    ("batch norm", "batchnorm", "batchnorm=true", +1),
+    ("SGD below Adam", "optimizer", "optimizer=sgd", -1),
+    ("max pooling", "pooling", "pooling=max", +1),
+    ("dropout", "dropout", "dropout=true", +1),
+    ("ReLU over tanh", "activation", "activation=relu", +1),
+    ("leaky ReLU over tanh", "activation", "activation=leaky_relu", +1),
+    ("lr 0.0008", "learning_rate", "lr=0.0008", +1),
+    ("RMSprop below Adam", "optimizer", "optimizer=rmsprop", -1),
+]
+
+
+def _seeds(arm: Arm, power, alpha: float) -> str:
+    """Seeds per arm for the t-test to detect the arm's measured difference with 80% power."""
+    n = seeds_needed(abs(arm.comparison.diff), power.sd, alpha, power.paired)
+    return f"{n:,}" if n else "more than 100,000"
+
+
+def _power_range(study: Study) -> str:
+    powers = {name: r.power for name, r in study.reports.items() if r.arms and r.power}
+    compared = {n: p for n, p in powers.items() if study.reports[n].base is not None}
+    low, high = (min(compared, key=lambda n: key(compared[n])) for key in (
+        lambda p: p.detectable, lambda p: -p.detectable))  # fmt: skip
+    needed = sorted(p.seeds_needed for p in compared.values())
+    sds = sorted(p.sd for p in compared.values())
+    effect = next(iter(compared.values())).effect
+    return (
+        f"With {compared[low].seeds} seeds, an experiment's test detects with {POWER:.0%} power "
+        f"a difference from the base case of {compared[low].detectable * 100:.2f} pp ({low}, "
+        f"{compared[low].comparisons} arm compared) to {compared[high].detectable * 100:.2f} pp "
+        f"({high}, {compared[high].comparisons} arms, Holm's first step at 0.05/"
+        f"{compared[high].comparisons}); a difference of {effect * 100:.2f} pp would take "
+        f"{needed[0]} to {needed[-1]} seeds per arm (sd pooled over each experiment's arms, "
+        f"{sds[0] * 100:.2f} to {sds[-1] * 100:.2f} pp; the report's index has the table)."
+    )
+
+
+def more_seeds(study: Study) -> str:
+    """Which conclusions more seeds could still overturn, and how many seeds that would take."""
+    arms = [(name, study.arm(exp, label), study.reports[exp].power, direction)
+            for name, exp, label, direction in SEED_CLAIMS]  # fmt: skip
+    total = sum(a.comparison is not None for r in study.reports.values() for a in r.arms)
+    study_alpha = ALPHA / total
+    held = [(n, a, p) for n, a, p, d in arms if verdict(a, d) == "holds"]
+    open_ = [(n, a, p) for n, a, p, d in arms if verdict(a, d) != "holds"]
+    survive = [n for n, a, _ in held if a.comparison.p_study < ALPHA]
+    fall = [(n, a, p) for n, a, p in held if a.comparison.p_study >= ALPHA]
+    held_text = (
+        f"Of the conclusions that hold, {listing(survive) if survive else 'none'} "
+        f"{'stays' if len(survive) == 1 else 'stay'} significant with Holm over all {total} "
+        "comparisons of the study at once. The others rest on Holm within their experiment "
+        "alone and are the ones more seeds could still overturn; to hold at the study-wide "
+        f"level (α = 0.05/{total}), if their measured difference is real, they would need these "
+        "seeds per arm: "
+        + "; ".join(
+            f"{n} ({signed(a.comparison.diff * 100)} pp, Holm p over all {total} "
+            f"{_p(a.comparison.p_study)}): {_seeds(a, p, study_alpha)}"
+            for n, a, p in fall
+        )  # fmt: skip
+        + "."
+    )
+    open_text = (
+        "The conclusions not established could still be, if the difference we measured is "
+        "real; seeds per arm to detect it with 80% power in its experiment: "
+        + "; ".join(
+            f"{n} ({signed(a.comparison.diff * 100)} pp): {_seeds(a, p, ALPHA / p.comparisons)}"
+            for n, a, p in open_
+        )  # fmt: skip
+        + "."
+    )
+    compared = [a for r in study.reports.values() for a in r.arms if a.comparison is not None]
+    pooled = [a for a in compared if verdict_of(a, a.pooled) != a.verdict]
+    head = paragraph(
+        f"**What more seeds could change.** {_power_range(study)} So *not established* mostly "
+        "means too small for three seeds to see. The pooled-variance analysis (Dunnett's test, "
+        "one sd per experiment: more degrees of freedom, but only right if the arms share one "
+        f"spread) gives {len(pooled)} of the {len(compared)} arms another verdict than the "
+        "default; the summaries list them."
+    )
+    return head + "\n\n" + "\n".join(bullet(text) for text in (held_text, open_text))
+
+
 # ------------------------------------------------------------- published values outside
 
 
@@ -438,6 +527,29 @@ def outside(study: Study) -> str:
         "closest first:"
     )
     return head + "\n\n" + "\n".join(bullet(line) for line in lines)
+
+
+def offset_text(study: Study) -> str:
+    """The systematic offset: published minus ours over all values of a metric."""
+    offsets = reference_offsets(list(study.reports.values()))
+    parts = []
+    for name, o in offsets.items():
+        shown, unit = metric(name), " pp" if name.endswith("_acc") else ""
+        ci = interval(o.ci_low * shown.scale, o.ci_high * shown.scale, shown.spec, sign=True)
+        parts.append(
+            f"over the {o.n} {shown.label} values, "
+            f"{signed(o.mean * shown.scale, shown.spec)}{unit} {ci}, {o.higher} higher and "
+            f"{o.lower} lower than our mean (sign test p {_p(o.sign_p)})"
+        )
+    n = min(c.ours.n for c in study.checks)
+    low, high = sd_range(n - 1)
+    return paragraph(
+        "**Taken together**, the published values are offset from ours, which a check of one "
+        f"value at a time cannot see. Published minus our mean, with its 95% CI: "
+        f"{listing(parts)}. And each interval above is only as wide as the sd of {n} runs "
+        f"makes it: with {n - 1} degrees of freedom the true sd may be {low:.2f} to {high:.1f} "
+        "times the measured one."
+    )
 
 
 def combined_loss(study: Study) -> str:
@@ -485,5 +597,6 @@ def conclusions(study: Study) -> str:
 def prose(study: Study, tables: str) -> str:
     """The whole section below its heading: what was run, its cost, the tables, the judgements."""
     parts = [intro(study), cost(study), tables_intro(study), tables, conclusions(study),
-             outside(study), combined_loss(study), copy_error(study)]  # fmt: skip
+             more_seeds(study), outside(study), offset_text(study), combined_loss(study),
+             copy_error(study)]  # fmt: skip
     return "\n\n".join(part.strip("\n") for part in parts)

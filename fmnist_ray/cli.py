@@ -13,9 +13,12 @@ import typer
 
 from .config import DEFAULT_RETRIES, ConfigError, RunConfig
 from .options import (
+    DEFAULT_SHOWN_EFFECT,
+    EFFECT_SCALE,
     CpusPerRun,
     DataDir,
     Download,
+    Effect,
     ExperimentPaths,
     Force,
     GpusPerRun,
@@ -24,6 +27,7 @@ from .options import (
     RayAddress,
     ResultsDir,
     Retries,
+    SeedsFor,
     as_arguments,
     lend_options,
     with_config_options,
@@ -155,8 +159,10 @@ def plan(
     runs: Annotated[
         bool | None, typer.Option("--runs/--no-runs", help="List every run (default: one file).")
     ] = None,
+    seeds_for: SeedsFor = None,
 ) -> None:
-    """Show the runs experiment files expand to, which are done, and what they will cost."""
+    """Show the runs experiment files expand to, which are done, and what they will cost; with
+    --seeds-for, how many seeds per arm a difference needs and what they would cost."""
     import os
 
     from .console import plan_overview, run_table
@@ -166,10 +172,34 @@ def plan(
     exps = load_experiments(experiments)
     the_plan = make_plan(exps, results)
     cpus = max((run.resources.cpus for run in the_plan.todo), default=1.0)
-    typer.echo(plan_overview(the_plan, slots or max(1, int((os.cpu_count() or 1) // cpus))))
+    slots = slots or max(1, int((os.cpu_count() or 1) // cpus))
+    if seeds_for is not None:
+        typer.echo(_seeds_for(exps, results, seeds_for, slots))
+        return
+    typer.echo(plan_overview(the_plan, slots))
     if runs or (runs is None and len(exps) == 1):
         for exp in exps:
             typer.echo(run_table(the_plan, exp))
+
+
+def _seeds_for(exps, results: str, effect: float, slots: int) -> str:
+    """`plan --seeds-for`: each experiment sized for `effect` (pp) from the results so far."""
+    from .console import seeds_table
+    from .grid import with_seeds
+    from .plan import make_plan
+    from .report.build import size_experiments
+
+    if not effect > 0:
+        fail([f"--seeds-for: {effect:g} is not allowed: need a difference > 0 (percentage "
+              "points)"])  # fmt: skip
+    reports = size_experiments(exps, results, effect / EFFECT_SCALE)
+    sized = []
+    for exp in exps:
+        report = reports[exp.name]
+        needed = report.power.seeds_needed if report.power and report.base else None
+        bigger = make_plan([with_seeds(exp, needed)], results) if needed else None
+        sized.append((exp, report, bigger))
+    return seeds_table(sized, slots)
 
 
 @app.command()
@@ -328,12 +358,16 @@ def report(
             "e.g. study_reference.csv."
         ),
     ] = None,
+    effect: Effect = DEFAULT_SHOWN_EFFECT,
 ) -> None:
     """Plots and summary tables: means and 95% CIs over seeds, each arm tested against the base
-    case (paired or Welch t-test, Holm-adjusted), optional checks against published values."""
+    case (paired or Welch t-test, Holm-adjusted), other analyses beside it, what the seeds can
+    detect, optional checks against published values."""
     from .report import make_report
 
-    result = make_report(paths, out, reference=reference)
+    if not effect > 0:
+        fail([f"--effect: {effect:g} is not allowed: need a difference > 0 (percentage points)"])
+    result = make_report(paths, out, reference=reference, effect=effect / EFFECT_SCALE)
     for note in result.notes:
         typer.echo(f"note: {note}")
     typer.echo(f"report written to {result.out_dir} (start with {result.index_path})")

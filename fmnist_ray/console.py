@@ -129,3 +129,40 @@ def grid_summary(plan: Plan, outcome) -> tuple[str, list[str]]:
         err.append(f"interrupted ({signal.Signals(outcome.signal).name}): finished runs are "
                    "kept; run the same command to resume.")  # fmt: skip
     return ("\n" + table + "\n" if rows else "") + "\n" + counts, err
+
+
+def seeds_table(sized: list[tuple[Experiment, Any, Plan | None]], slots: int) -> str:
+    """`plan --seeds-for`: per experiment, what its results so far can detect, the seeds per arm
+    the difference needs, and what running the file with that many seeds would still cost.
+    `sized`: (experiment, its report sized for the difference, the plan with those seeds)."""
+    header = ["experiment", "base case n", "pooled sd (pp)", "df", "arms compared",
+              "detectable now (pp)", "seeds needed", "runs", "to train", "run-hours",
+              "wall"]  # fmt: skip
+    rows, effect, notes = [], None, []
+    for exp, report, plan in sized:
+        power = report.power
+        if report.base is None or power is None:
+            notes.append(f"{exp.name}: no results for its base case under the results root "
+                         "(run it first): no estimate")  # fmt: skip
+            rows.append([exp.name] + ["-"] * (len(header) - 1))
+            continue
+        effect = power.effect
+        pp = [f"{value * HEADLINE.scale:.2f}" for value in (power.sd, power.detectable)]
+        cost = ["-"] * 4
+        if plan is not None:
+            wall, _ = plan.wall_seconds(slots)
+            work = sum(run.seconds for run in plan.todo)
+            cost = [len(plan.runs), len(plan.todo), f"{work / 3600:.2f}", clock(wall)]
+        needed = power.seeds_needed or "too many"
+        rows.append([exp.name, report.base.headline.n, pp[0], power.df, power.comparisons, pp[1],
+                     needed, *cost])  # fmt: skip
+    head = (
+        f"seeds per arm to detect {effect * HEADLINE.scale:.2f} pp of final {HEADLINE.label} from "
+        f"the base case, 80% power (the report's t-test at Holm's first step, sd pooled over the "
+        "results so far); cost of the file's runs at that many seeds per arm (a base case "
+        f"borrowed from another experiment needs them too), on {plural(slots, 'slot')}, longest "
+        "first, CPU estimates:"
+        if effect is not None
+        else "no experiment has results for its base case: nothing to size"
+    )
+    return "\n".join([head, "", format_table(header, rows), *notes])

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import tomllib
 from dataclasses import dataclass, field
@@ -215,6 +216,23 @@ def _expand(
     if not runs and not problems:
         problems.append(f"{file}: expands to no runs")
     return list(runs.values())
+
+
+def with_seeds(experiment: Experiment, count: int) -> Experiment:
+    """The experiment with `count` seeds per configuration: its own seeds first, then the
+    smallest ones it does not use yet (so the runs it already has keep their ids)."""
+    seeds = list(experiment.seeds[:count])
+    candidate = 0
+    while len(seeds) < count:
+        if candidate not in experiment.seeds:
+            seeds.append(candidate)
+        candidate += 1
+    problems: list[str] = []
+    runs = _expand(problems, str(experiment.path), experiment.base, experiment.grid,
+                   list(experiment.variants), tuple(seeds))  # fmt: skip
+    if problems:  # the same options validated when the file was read
+        raise ExperimentError(problems)
+    return dataclasses.replace(experiment, seeds=tuple(seeds), runs=tuple(runs))
 
 
 def experiment_files(paths: list[str | Path]) -> list[Path]:

@@ -62,6 +62,9 @@ HEADLINE = BY_NAME["test_acc"]
 FIT = BY_NAME["train_loss"]
 LOSSES: tuple[Metric, ...] = tuple(m for m in METRICS if m.kind == "loss")
 SECONDS = BY_NAME["seconds"]
+# A difference in HEADLINE worth detecting (0.5 percentage points of test accuracy): what the
+# report's and `plan --seeds-for`'s seeds-needed estimates are for unless told otherwise.
+DEFAULT_EFFECT = 0.005
 
 
 def metric(name: str) -> Metric:

@@ -22,6 +22,7 @@ from .config import (
     make_config,
     value_type,
 )
+from .metrics import DEFAULT_EFFECT, HEADLINE
 
 DataDir = Annotated[
     Path | None,
@@ -75,6 +76,28 @@ Retries = Annotated[
     typer.Option(
         help="Retries of a run whose worker or node died. An exception raised by training "
         "is not retried: the same config and seed would raise it again."
+    ),
+]
+
+# How many seeds a difference needs (`report`, `plan`): in the tables' unit, percentage points.
+EFFECT_SCALE = HEADLINE.scale  # shown value = stored value * this
+DEFAULT_SHOWN_EFFECT = DEFAULT_EFFECT * EFFECT_SCALE
+Effect = Annotated[
+    float,
+    typer.Option(
+        help=f"A difference in final {HEADLINE.label} worth detecting, in percentage points: "
+        "each summary says how many seeds per arm would detect it with 80% power."
+    ),
+]
+SeedsFor = Annotated[
+    float | None,
+    typer.Option(
+        "--seeds-for",
+        metavar="EFFECT",
+        help=f"Size each experiment for a difference of EFFECT percentage points of final "
+        f"{HEADLINE.label} from its base case: the seeds per arm that detect it with 80% power "
+        "(from the spread of the results under --results; the base case must have some), and "
+        "their cost.",
     ),
 ]
 

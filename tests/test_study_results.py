@@ -48,3 +48,15 @@ def test_the_check_fails_when_the_readme_prose_disagrees_with_the_runs(tmp_path)
     done = subprocess.run([sys.executable, "docs/readme_study.py", "--check", "--readme", edited],
                           cwd=REPO, capture_output=True, text=True)  # fmt: skip
     assert done.returncode != 0 and "differs" in done.stdout + done.stderr
+
+
+def test_the_committed_report_says_how_sure_it_is():
+    """Every experiment's summary gives the difference its seeds detect and the seeds 0.5 pp
+    needs; the index gives Holm over all the study's comparisons and the published offset."""
+    for path in STUDY_FILES:
+        page = (REPORT / path.stem / "summary.md").read_text()
+        assert "- detectable with 3 seeds per arm (80% power" in page, path.stem
+        assert "- seeds per arm to detect 0.50 pp: " in page, path.stem
+    index = (REPORT / "index.md").read_text()
+    assert "| Holm p, all 39 |" in index
+    assert "| test accuracy | 44 | +0.20 pp | [+0.10, +0.31] | 31 | 13 |" in index

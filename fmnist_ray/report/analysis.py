@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from ..metrics import FIT, HEADLINE
+from ..metrics import DEFAULT_EFFECT, FIT, HEADLINE
 from ..words import plural
 from .arms import build_arms, completeness, describe_config, failure_config, find_axes
 from .base import choose_base
@@ -21,14 +21,19 @@ from .model import (
     NOT_SIGNIFICANT,
     WORSE,
     Arm,
+    Comparison,
     ExperimentReport,
     Run,
 )
+from .power import experiment_power, fill_alternatives
 from .stats import ALPHA, compare, holm, summarize
 
 
-def summarize_experiment(files: ExperimentFiles, all_runs: list[Run]) -> ExperimentReport:
-    """Arms, base case, statistics, verdicts and notes of one experiment (no files touched)."""
+def summarize_experiment(
+    files: ExperimentFiles, all_runs: list[Run], effect: float = DEFAULT_EFFECT
+) -> ExperimentReport:
+    """Arms, base case, statistics, verdicts and notes of one experiment (no files touched);
+    `effect`: the difference the seeds-needed estimate is for."""
     name, experiment, notes = files.name, files.experiment, list(files.notes)
     failure_configs = []
     for record in files.failures:
@@ -53,6 +58,8 @@ def summarize_experiment(files: ExperimentFiles, all_runs: list[Run]) -> Experim
         notes,
     )
     fill_statistics(report)
+    fill_alternatives(report)
+    report.power = experiment_power(report, effect)
     notes.extend(_experiment_notes(report))
     return report
 
@@ -78,16 +85,22 @@ def fill_statistics(report: ExperimentReport) -> None:
 
 def _verdict(arm: Arm) -> str:
     """How the arm compares: only a complete arm with Holm p < 0.05 is above or below the base."""
+    return verdict_of(arm, arm.comparison)
+
+
+def verdict_of(arm: Arm, c: Comparison | None, p: float | None = None) -> str:
+    """The arm's verdict by comparison `c` (the default one, or another analysis): only a
+    complete arm whose adjusted p (`c.p_adjusted`, or `p`) is below 0.05 differs."""
     if arm.is_base:
         return BASE
     if not arm.runs:
         return NO_RUNS
     if arm.incomplete:
         return INCOMPLETE
-    c = arm.comparison
-    if c is None or math.isnan(c.p_adjusted):
+    p = c.p_adjusted if c is not None and p is None else p
+    if c is None or p is None or math.isnan(p):
         return NO_TEST
-    if c.p_adjusted >= ALPHA:
+    if p >= ALPHA:
         return NOT_SIGNIFICANT
     return BETTER if c.diff > 0 else WORSE
 

@@ -3,15 +3,19 @@ write the figures, summary pages and index."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..grid import Experiment
+from ..metrics import DEFAULT_EFFECT
 from .analysis import summarize_experiment
 from .document import render_html, render_markdown
 from .figures import build_figures, overview_figure, save_figure
-from .load import default_out_dir, load_tree, read_reference
+from .load import ExperimentFiles, default_out_dir, load_tree, read_reference
 from .model import OVERVIEW, ExperimentReport, Reference
+from .power import experiment_power, planned_comparisons, study_holm
 from .references import check_references, parse_references
 from .tables import index_blocks, summary_blocks
 
@@ -31,15 +35,38 @@ class ReportResult:
 
 
 def analyze(
-    paths: list[str | Path], references: list[Reference] | None = None
+    paths: list[str | Path],
+    references: list[Reference] | None = None,
+    effect: float = DEFAULT_EFFECT,
 ) -> tuple[list[ExperimentReport], list[str]]:
-    """Every experiment under `paths`, analysed and checked against `references`; plus notes on
-    what was skipped and on reference values that name no arm."""
+    """Every experiment under `paths`, analysed (seeds needed for `effect`, Holm also across all
+    of them) and checked against `references`; plus notes on what was skipped and on reference
+    values that name no arm."""
     experiments, all_runs, notes = load_tree(paths)
-    reports = [summarize_experiment(files, all_runs) for files in experiments]
+    reports = [summarize_experiment(files, all_runs, effect) for files in experiments]
+    study_holm(reports)
     for report in reports:
         notes += check_references(report, references or [])
     return reports, notes
+
+
+def size_experiments(
+    experiments: list[Experiment], results: str | Path, effect: float
+) -> dict[str, ExperimentReport]:
+    """Each experiment as the results under `results` have it so far (its folder there, if any,
+    and its base case from anywhere), with `power` sized for `effect` over the arms the file
+    plans: what `plan --seeds-for` prints. Raises ReportError when there are no results."""
+    folders, all_runs, _ = load_tree([results])
+    found = {files.name: files for files in folders}
+    reports = {}
+    for experiment in experiments:
+        files = found.get(experiment.name) or ExperimentFiles(experiment.name, [], [], None)
+        files = dataclasses.replace(files, experiment=experiment, notes=[])
+        report = summarize_experiment(files, all_runs, effect)
+        comparisons = planned_comparisons(experiment, report.base_config)
+        report.power = experiment_power(report, effect, comparisons)
+        reports[experiment.name] = report
+    return reports
 
 
 def load_reports(paths: list[str | Path]) -> list[ExperimentReport]:
@@ -78,7 +105,10 @@ def write_experiment(report: ExperimentReport, folder: Path) -> tuple[list[Path]
 
 
 def make_report(
-    paths: list[str | Path], out_dir: Path | None = None, reference: Path | None = None
+    paths: list[str | Path],
+    out_dir: Path | None = None,
+    reference: Path | None = None,
+    effect: float = DEFAULT_EFFECT,
 ) -> ReportResult:
     """Figures and summary tables for every experiment under `paths`.
 
@@ -88,12 +118,13 @@ def make_report(
     <NAME>/summary.md/.html and <NAME>/<FIGURES>.{png,svg} (model.FIGURES). Default
     `out_dir` (see `default_out_dir`): report/ inside the one folder given, else inside the
     folders' common parent. `reference`: a CSV of published values (references.py) to check.
+    `effect`: the difference in HEADLINE (a fraction for accuracy) to size seeds for.
     Raises ReportError when a path does not exist, there are no results, or the reference
     file is malformed.
     """
     paths = list(paths)
     refs = parse_references(read_reference(reference), str(reference)) if reference else None
-    reports, notes = analyze(paths, refs)
+    reports, notes = analyze(paths, refs, effect)
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(paths)
     summaries, figures, folders = {}, {}, {}
     for report in reports:

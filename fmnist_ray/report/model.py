@@ -60,6 +60,37 @@ class Comparison:
     diff_high: float
     p_value: float
     p_adjusted: float = math.nan  # Holm over the arms of the experiment (see `holm`)
+    p_study: float = math.nan  # Holm over every comparison of the report (all experiments)
+
+
+@dataclass(frozen=True)
+class Power:
+    """What an experiment's seeds can see: the pooled sd of its arms' final HEADLINE values, the
+    difference from the base case its t-test detects with 80% power, and the seeds per arm that
+    `effect` would need (None: more than stats.MOST_SEEDS, or no sd)."""
+
+    sd: float  # pooled over the arms with 2 or more seeds
+    df: int
+    arms: int  # arms pooled
+    seeds: int  # seeds per arm now (the fewest among the arms pooled)
+    comparisons: int  # arms compared with the base case: Holm's first step tests at alpha / this
+    paired: bool  # the report's test: paired t (same seeds) or Welch
+    detectable: float  # with `seeds` seeds per arm
+    effect: float
+    seeds_needed: int | None
+
+
+@dataclass(frozen=True)
+class Offset:
+    """Published minus our mean over the reference values of one metric."""
+
+    n: int
+    mean: float
+    ci_low: float  # 95% t-interval of the mean offset
+    ci_high: float
+    higher: int  # published above our mean
+    lower: int
+    sign_p: float  # two-sided sign test: published as often above as below
 
 
 @dataclass(frozen=True)
@@ -128,6 +159,8 @@ class Arm:
     fit: Summary | None = None  # final values of metrics.FIT over the ok seeds
     headline: Summary | None = None  # final values of metrics.HEADLINE: what arms are compared on
     comparison: Comparison | None = None  # the headline metric against the base case
+    welch: Comparison | None = None  # the same by Welch's t-test, Holm over the experiment
+    pooled: Comparison | None = None  # by Dunnett's test on the experiment's pooled variance
     verdict: str = NO_TEST
 
     def finals(self, metric: str) -> np.ndarray:
@@ -182,6 +215,7 @@ class ExperimentReport:
     completeness: Completeness
     notes: list[str] = field(default_factory=list)
     references: list[ReferenceCheck] = field(default_factory=list)
+    power: Power | None = None  # None: no arm with two seeds
 
     @property
     def better(self) -> list[Arm]:

@@ -1,5 +1,6 @@
 """Statistics over seeds, the report's only use of scipy: mean with 95% confidence and prediction
-intervals, paired and Welch t-tests with a 95% CI of the difference, and Holm's adjustment."""
+intervals, paired and Welch t-tests with a 95% CI of the difference, Holm's adjustment, Dunnett's
+many-to-one test on a pooled variance, the power of the t-test, and a paired offset."""
 
 from __future__ import annotations
 
@@ -9,13 +10,18 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 from scipy import stats as scipy_stats
+from scipy.optimize import brentq
 
-from .model import Comparison, Summary
+from .model import Comparison, Offset, Summary
 
 CONFIDENCE = 0.95
 ALPHA = 1 - CONFIDENCE  # an adjusted p below this counts as a difference
 PAIRED = "paired t"
 WELCH = "Welch t"
+DUNNETT = "Dunnett"
+POWER = 0.80  # the chance of detecting a real difference that "detectable" promises
+MOST_SEEDS = 100_000  # seeds_needed gives up beyond this (None)
+DUNNETT_RNG = 0  # scipy's multivariate t is quasi-random: a fixed seed keeps reports identical
 
 
 def _t(df: float) -> float:
@@ -103,3 +109,103 @@ def holm(p_values: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (len(finite) - rank) * p))
         adjusted[i] = running
     return adjusted
+
+
+def pooled_sd(samples: Iterable[Sequence[float]]) -> tuple[float, int]:
+    """(sd, df) of the pooled within-sample variance sum((n_i - 1) s_i^2) / sum(n_i - 1), over
+    the samples with two values or more; (NaN, 0) when there are none."""
+    kept = [np.asarray(x, dtype=float) for x in samples if len(x) >= 2]
+    df = sum(len(x) - 1 for x in kept)
+    if df == 0:
+        return math.nan, 0
+    return math.sqrt(sum(float(((x - x.mean()) ** 2).sum()) for x in kept) / df), df
+
+
+def t_power(effect: float, sd: float, n: int, alpha: float, paired: bool = True) -> float:
+    """Power of the two-sided t-test at level `alpha` to detect a true difference `effect`
+    between two arms of `n` seeds each whose values have sd `sd`, the arms independent.
+
+    Paired (n pairs): the differences have sd sd*sqrt(2), df = n - 1. Unpaired (two-sample t):
+    df = 2(n - 1). Either way the noncentrality is effect / (sd * sqrt(2 / n))."""
+    if n < 2 or not sd > 0:
+        return math.nan
+    df = n - 1 if paired else 2 * (n - 1)
+    noncentrality = effect / (sd * math.sqrt(2 / n))
+    critical = float(scipy_stats.t.ppf(1 - alpha / 2, df))
+    # The lower tail P(T < -c) as P(T > c) at -noncentrality: scipy's nct.cdf there can be NaN.
+    tails = scipy_stats.nct.sf(critical, df, [noncentrality, -noncentrality])
+    return float(tails.sum())
+
+
+def detectable(sd: float, n: int, alpha: float, paired: bool = True) -> float:
+    """The smallest true difference that `t_power` detects with probability POWER."""
+    if n < 2 or not sd > 0:
+        return math.nan
+    high = sd
+    while t_power(high, sd, n, alpha, paired) < POWER:
+        high *= 2
+    return float(brentq(lambda d: t_power(d, sd, n, alpha, paired) - POWER, 0.0, high))
+
+
+def seeds_needed(effect: float, sd: float, alpha: float, paired: bool = True) -> int | None:
+    """The fewest seeds per arm (2 or more) whose t-test detects `effect` with probability
+    POWER; None when the sd is unknown or it would take more than MOST_SEEDS."""
+    if not sd > 0 or not effect > 0:
+        return None
+    low, high = 1, 2  # power grows with n: double, then bisect (power(low) < POWER)
+    while t_power(effect, sd, high, alpha, paired) < POWER:
+        low, high = high, high * 2
+        if high > MOST_SEEDS:
+            return None
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if t_power(effect, sd, middle, alpha, paired) < POWER else (
+            low, middle)  # fmt: skip
+    return high
+
+
+def dunnett(samples: dict[str, Sequence[float]], base: Sequence[float]) -> dict[str, Comparison]:
+    """Dunnett's many-to-one test of each sample against `base` (scipy.stats.dunnett): one
+    variance pooled over all samples and the base; p-values and 95% intervals are simultaneous
+    (adjusted for every comparison at once). Samples with fewer than two values are left out."""
+    kept = {key: np.asarray(x, dtype=float) for key, x in samples.items() if len(x) >= 2}
+    b = np.asarray(base, dtype=float)
+    if not kept or len(b) < 2 or pooled_sd([*kept.values(), b])[0] == 0:
+        return {}
+    result = scipy_stats.dunnett(*kept.values(), control=b, rng=DUNNETT_RNG)
+    with warnings.catch_warnings():  # scipy warns when its search ends a hair off 95% (on
+        warnings.simplefilter("ignore", UserWarning)  # few df): the interval is still shown
+        interval = result.confidence_interval(CONFIDENCE)
+    return {
+        key: Comparison(
+            DUNNETT,
+            len(x),
+            len(b),
+            float(x.mean() - b.mean()),
+            float(low),
+            float(high),
+            float(p),
+            float(p),
+        )  # fmt: skip
+        for (key, x), low, high, p in zip(
+            kept.items(), interval.low, interval.high, result.pvalue, strict=True
+        )
+    }
+
+
+def offset(published: Sequence[float], ours: Sequence[float]) -> Offset:
+    """Published minus ours over matched values: the mean with its 95% t-interval, and a
+    two-sided sign test of 'published above ours as often as below' (ties left out)."""
+    d = np.asarray(published, dtype=float) - np.asarray(ours, dtype=float)
+    summary = summarize(d)
+    higher, lower = int((d > 0).sum()), int((d < 0).sum())
+    p = scipy_stats.binomtest(higher, higher + lower).pvalue if higher + lower else math.nan
+    return Offset(len(d), summary.mean, summary.ci_low, summary.ci_high, higher, lower, float(p))
+
+
+def sd_range(df: int) -> tuple[float, float]:
+    """The 95% interval of true sd / measured sd for a sample sd on `df` degrees of freedom
+    (chi-square): with 3 runs (df 2), the true sd may be 0.52 to 6.3 times the one measured."""
+    tail = (1 - CONFIDENCE) / 2
+    chi2 = scipy_stats.chi2
+    return math.sqrt(df / chi2.ppf(1 - tail, df)), math.sqrt(df / chi2.ppf(tail, df))

@@ -23,6 +23,14 @@ from .document import (
     Table,
 )
 from .model import FIGURES, OVERVIEW, Arm, ExperimentReport, Reference, ReferenceCheck, Run
+from .power_pages import (
+    analyses_blocks,
+    offset_blocks,
+    power_blocks,
+    study_blocks,
+    unadjusted_blocks,
+    width_note,
+)
 from .text import (
     DASH,
     format_p,
@@ -47,7 +55,9 @@ METHODS = (
     "p < 0.05 by chance alone, so the p-values of an experiment are adjusted for the number of "
     "arms compared (Holm's method): an arm counts as above or below the base case only when its "
     "Holm p is below 0.05. An arm with fewer finished seeds than planned is marked incomplete "
-    "and is never singled out."
+    "and is never singled out. Other analyses (Welch's t-test, Dunnett's test on a pooled "
+    "variance, Holm over every comparison of the report) are shown beside this one, with the "
+    "verdicts where they differ, and so is the difference these seeds can detect."
 )
 REFERENCE_METHOD = (
     "A published value is a single run, not a mean, so it is checked against the 95% prediction "
@@ -187,11 +197,14 @@ def summary_blocks(report: ExperimentReport, figures: tuple[str, ...] = FIGURES)
         Paragraph(Link("← all experiments", "../index", page=True)),
         Facts(facts + verdict_lines(report)),
         arm_table(report),
+        *unadjusted_blocks(report),
         Paragraph(METHODS),
+        *power_blocks(report),
+        *analyses_blocks(report),
     ]
     if report.references:
         blocks += [Heading("Published reference values"), reference_table(report.references)]
-        blocks.append(Paragraph(REFERENCE_METHOD))
+        blocks += [Paragraph(REFERENCE_METHOD), Paragraph(width_note([report]))]
     blocks.append(Heading("Figures"))
     blocks += [Figure(f"{name}.png", f"{name}.svg", name) for name in figures]
     diverged, failed = problem_lines(report)
@@ -250,7 +263,7 @@ def _reference_blocks(reports: list[ExperimentReport], source: str, refs: list[R
         for check in report.references
         if check.inside is False
     ]
-    return blocks + [Bullets(lines), Paragraph(REFERENCE_METHOD)]
+    return blocks + [Bullets(lines), Paragraph(REFERENCE_METHOD), *offset_blocks(reports)]
 
 
 def reference_line(check: ReferenceCheck) -> str:
@@ -283,6 +296,7 @@ def index_blocks(
         Table(columns, rows),
         Figure(f"{OVERVIEW}.png", f"{OVERVIEW}.svg", "final test accuracy of every experiment"),
         Paragraph(METHODS),
+        *study_blocks(reports, folders),
     ]
     if reference is not None:
         blocks += _reference_blocks(reports, *reference)
