@@ -27,6 +27,7 @@ from conftest import (
 )
 from ray.cluster_utils import Cluster
 
+from fmnist_ray import collect
 from fmnist_ray.collect import SPILL_DIR
 from fmnist_ray.config import RunConfig
 from fmnist_ray.grid import load_experiments
@@ -387,6 +388,29 @@ def test_ctrl_c_writes_runs_that_finished_but_were_not_collected(
     outcome = run_grid(plan, small, stream=io.StringIO())
     assert outcome.exit_code == 130 and outcome.cancelled == 0
     assert len(outcome.finished) == 3 and len(results_of(tmp_path / "r" / "exp")) == 3
+
+
+def test_ctrl_c_while_a_run_is_being_written_still_writes_it(
+    tmp_path, local_ray, small, monkeypatch
+):
+    """Ctrl-C landing in the middle of writing a finished run: that run is still written (it
+    stays pending until saved, so the wind-down saves it)."""
+    local_ray(num_cpus=1)
+    real_write, calls = collect.write_run, []
+
+    def interrupted_once(folder, table):
+        if not calls:
+            calls.append(table.column("run_id")[0].as_py())
+            raise KeyboardInterrupt  # as if Ctrl-C landed during the first write
+        return real_write(folder, table)
+
+    monkeypatch.setattr(collect, "write_run", interrupted_once)
+    plan = make_plan(load_experiments([grid(tmp_path, seeds=(0, 1))]), tmp_path / "r")
+    outcome = run_grid(plan, small, stream=io.StringIO())
+    [interrupted] = calls
+    assert outcome.exit_code == 130 and len(outcome.finished) + outcome.cancelled == 2
+    written = [path.stem for path in results_of(tmp_path / "r" / "exp")]
+    assert interrupted in written and len(written) == len(outcome.finished)
 
 
 def test_a_dead_progress_actor_never_stops_the_grid(tmp_path, local_ray, small):
