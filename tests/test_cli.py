@@ -36,6 +36,7 @@ def test_train_fc_one_epoch_end_to_end(tmp_path, data_dir):
     assert meta["device"] == "cpu" and meta["versions"]["torch"]
 
 
+@pytest.mark.slow
 def test_every_option_reaches_the_config(tmp_path, data_dir):
     # A wide, fully specified LeNet-5: the parquet row must echo every option back.
     args = ["--model", "lenet5", "--activation", "relu", "--channels", "4,8,16", "--pooling", "max",

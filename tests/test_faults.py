@@ -105,6 +105,7 @@ def test_check_run_refuses_what_is_not_one_whole_run(tmp_path):
         check_run(good)
 
 
+@pytest.mark.slow
 def test_invalid_files_are_quarantined_retrained_and_named(tmp_path, data_dir):
     exp, results = grid(tmp_path), tmp_path / "results"
     assert (
@@ -429,6 +430,7 @@ def test_a_dead_progress_actor_never_stops_the_grid(tmp_path, local_ray, small):
     assert "progress actor lost" in out.getvalue()
 
 
+@pytest.mark.slow
 def test_a_destination_failing_mid_grid_spills_and_stops(
     tmp_path, local_ray, small, s3_credentials
 ):

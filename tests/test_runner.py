@@ -45,6 +45,7 @@ def intervals(folder):
     return runs
 
 
+@pytest.mark.slow
 def test_fractional_gpus_pack_two_runs_per_gpu(tmp_path, local_ray, fmnist):
     local_ray(num_cpus=4, num_gpus=2)  # logical GPUs: Ray schedules them, training uses the CPU
     exp = experiment(tmp_path, grid="lr = [0.001, 0.002, 0.003, 0.004]")
@@ -233,6 +234,7 @@ def test_two_node_cluster_through_address(tmp_path, data_dir):
         cluster.shutdown()
 
 
+@pytest.mark.slow
 def test_cli_run_then_rerun_trains_nothing(tmp_path, data_dir):
     exp = experiment(tmp_path, base='model = "fc"\nepochs = 1', seeds=(0, 1))
     results = tmp_path / "results"
@@ -252,6 +254,7 @@ def test_cli_run_then_rerun_trains_nothing(tmp_path, data_dir):
     assert all(path.stat().st_mtime_ns > mtime for path, mtime in before.items())
 
 
+@pytest.mark.slow
 def test_a_diverged_run_is_kept_counted_done_and_reported(tmp_path, data_dir):
     """End to end: a run whose loss turns non-finite is written with status diverged, exits 0,
     counts as done (never retrained), and the report lists it apart from the statistics."""
@@ -274,7 +277,6 @@ def test_a_diverged_run_is_kept_counted_done_and_reported(tmp_path, data_dir):
     assert path.stem in summary and "diverged" in summary
 
 
-@pytest.mark.slow
 def test_the_cli_exits_1_when_a_run_failed(tmp_path, data_dir):
     """With --retries 0, a run whose worker is SIGKILLed fails: recorded, exit code 1."""
     exp = experiment(tmp_path, base='model = "fc"\nepochs = 1', seeds=(0,))

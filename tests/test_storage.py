@@ -34,6 +34,7 @@ def test_unknown_scheme_is_one_clear_error():
         locate("nosuch://x")
 
 
+@pytest.mark.slow
 def test_grid_on_s3_runs_resumes_and_reads_back(tmp_path, s3_uri, data_dir):
     exp = tmp_path / "exp.toml"
     exp.write_text('seeds = [0, 1]\n[base]\nmodel = "fc"\nepochs = 1\n')
