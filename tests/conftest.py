@@ -62,19 +62,6 @@ def wait_for(condition, seconds=300, step=0.2):
     raise TimeoutError("condition not met in time")
 
 
-def pids_using(marker: str) -> list[int]:
-    """Processes, other than this one, whose command line contains `marker`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if marker.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
-
-
 def _parent_and_state(pid: int) -> tuple[int, str] | None:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
