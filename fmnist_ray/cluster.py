@@ -77,6 +77,16 @@ def check_reachable(address: str) -> None:
 def recorded_address() -> str | None:
     """The address `ray start` last recorded on this machine, as `--address auto` would use."""
     try:
-        return Path("/tmp/ray/ray_current_cluster").read_text().strip() or None
+        return (ray_temp_dir() / "ray_current_cluster").read_text().strip() or None
     except OSError:
         return None
+
+
+def ray_temp_dir() -> Path:
+    """Where Ray keeps its sessions and that record: $RAY_TMPDIR/ray, else $TMPDIR/ray (Linux),
+    else /tmp/ray (Ray's own rule, `ray._common.utils.get_default_ray_temp_dir`)."""
+    if "RAY_TMPDIR" in os.environ:
+        return Path(os.environ["RAY_TMPDIR"]) / "ray"
+    if sys.platform.startswith("linux") and "TMPDIR" in os.environ:
+        return Path(os.environ["TMPDIR"]) / "ray"
+    return Path("/tmp/ray")

@@ -344,8 +344,16 @@ class _Grid:
                 ray.cancel(ref, force=True)
 
     def collect(self, ref) -> None:
-        """Save one finished run (or record its failure) the moment it lands."""
+        """Save one finished run (or record its failure) the moment it lands. A signal while
+        it is saved leaves it pending, so the wind-down saves it (a write is whole or absent)."""
         run = self.pending.pop(ref)
+        try:
+            self._collect(ref, run)
+        except KeyboardInterrupt:
+            self.pending[ref] = run
+            raise
+
+    def _collect(self, ref, run: PlannedRun) -> None:
         try:
             result = ray.get(ref)
         except ray.exceptions.RayError as error:

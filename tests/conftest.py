@@ -1,10 +1,16 @@
 """Shared fixtures: the real Fashion-MNIST ($FMNIST_DATA_DIR, else ../shared/data, else the user
-cache that `fmnist-ray run` downloads into), loaded once, and small real slices of it."""
+cache that `fmnist-ray run` downloads into), a local Ray, the grid as `run` trains it, the command
+line in a subprocess, a loopback S3 server; and one scratch folder per session that holds every
+temporary file, Ray session and Ray token the suite makes, removed at the end."""
 
 import os
+import secrets
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,6 +22,95 @@ REPO = Path(__file__).resolve().parents[1]
 DATA_DIRS = [Path(os.environ[ENV_VAR])] if os.environ.get(ENV_VAR) else [
     REPO.parent / "shared" / "data", default_cache_dir()
 ]  # fmt: skip
+
+# Everything the suite and its subprocesses write outside tmp_path lands in SCRATCH: pytest's
+# tmp_path, Ray's sessions and its default cluster record ($RAY_TMPDIR/ray), spill files,
+# matplotlib's cache, and the Ray token (so ~/.ray/auth_token is never read or written). Set
+# before ray is imported; a cluster or token of the user's own is never seen or touched.
+SCRATCH = Path(tempfile.mkdtemp(prefix="frt-"))  # short: Ray's socket paths must stay < 108
+TOKEN_PATH = SCRATCH / "auth_token"
+TOKEN_PATH.write_text(secrets.token_hex(32))
+for _name in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_API_SERVER_ADDRESS"):
+    os.environ.pop(_name, None)
+os.environ.update(
+    TMPDIR=str(SCRATCH), RAY_TMPDIR=str(SCRATCH), MPLCONFIGDIR=str(SCRATCH / "matplotlib"),
+    XDG_CACHE_HOME=str(SCRATCH / "cache"), RAY_AUTH_TOKEN_PATH=str(TOKEN_PATH),
+    RAY_USAGE_STATS_ENABLED="0",
+)  # fmt: skip
+tempfile.tempdir = str(SCRATCH)
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(SCRATCH, ignore_errors=True)
+
+
+def cli(*args, env=None, cwd=None, timeout=600) -> subprocess.CompletedProcess:
+    """`fmnist-ray ARGS` in a subprocess, as a user types it."""
+    return subprocess.run([sys.executable, "-m", "fmnist_ray", *map(str, args)],
+                          capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)  # fmt: skip
+
+
+def start_cli(*args, env=None) -> subprocess.Popen:
+    """`fmnist-ray ARGS` started in the background, its output piped."""
+    return subprocess.Popen([sys.executable, "-m", "fmnist_ray", *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def wait_for(condition, seconds=300, step=0.2):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if condition():
+            return
+        time.sleep(step)
+    raise TimeoutError("condition not met in time")
+
+
+def _parent_and_state(pid: int) -> tuple[int, str] | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[1]), fields[0]
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid` now (a driver's Ray: GCS, raylet, workers, agents)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (found := _parent_and_state(int(entry.name))):
+            children.setdefault(found[0], []).append(int(entry.name))
+    below, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in below:
+                below.add(child)
+                todo.append(child)
+    return below
+
+
+def still_running(pids) -> list[int]:
+    """Those of `pids` that still run (zombies count as gone)."""
+    return sorted(p for p in pids if (found := _parent_and_state(p)) and found[1] != "Z")
+
+
+def kill_all(pids) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture
+def local_ray():
+    """Start a local Ray with the given logical resources (num_cpus=, num_gpus=); always shut
+    it down."""
+    import ray
+
+    yield lambda **resources: ray.init(
+        address="local", include_dashboard=False, logging_level="ERROR", **resources
+    )
+    ray.shutdown()
 
 
 @pytest.fixture(scope="session")
@@ -66,33 +161,47 @@ def train_grid(experiments, data, results, resources=None, force=False, **option
     return run_grid(plan, data, **options)
 
 
-@pytest.fixture(scope="session")
-def s3_server():
-    """A real S3 API (moto's server) on loopback, in its own process; stopped by its pid."""
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                  "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}  # fmt: skip
+
+
+@pytest.fixture
+def s3_credentials(monkeypatch):
+    """The loopback S3 server's credentials, in this process and every subprocess it starts."""
+    for key, value in S3_CREDENTIALS.items():
+        monkeypatch.setenv(key, value)
+
+
+def start_s3_server() -> tuple[subprocess.Popen, str]:
+    """A real S3 API (moto's server) on loopback, in its own process: (process, HOST:PORT)."""
     port = free_port()
-    credentials = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                   "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}  # fmt: skip
     server = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ | credentials,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ | S3_CREDENTIALS,
     )  # fmt: skip
     try:
         wait_for_port(port, server)
-        saved = {key: os.environ.get(key) for key in credentials}
-        os.environ.update(credentials)  # pyarrow here and every CLI subprocess read these
-        yield f"127.0.0.1:{port}"
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    except Exception:
+        server.kill()
+        server.wait()
+        raise
+    return server, f"127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """One S3 server for the session; stopped by its pid. Tests that talk to it also take
+    `s3_credentials` (the `s3_uri` fixture does)."""
+    server, address = start_s3_server()
+    try:
+        yield address
     finally:
         server.terminate()
         server.wait(timeout=30)
 
 
 @pytest.fixture
-def s3_uri(s3_server, request):
+def s3_uri(s3_server, s3_credentials, request):
     """A fresh bucket on the loopback S3 server, as a results URI pyarrow opens."""
     from pyarrow.fs import S3FileSystem
 

@@ -15,9 +15,19 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import ray
-from conftest import free_port, wait_for_port
+from conftest import (
+    cli,
+    descendants,
+    free_port,
+    kill_all,
+    start_cli,
+    start_s3_server,
+    still_running,
+    wait_for,
+)
 from ray.cluster_utils import Cluster
 
+from fmnist_ray import collect
 from fmnist_ray.collect import SPILL_DIR
 from fmnist_ray.config import RunConfig
 from fmnist_ray.grid import load_experiments
@@ -27,12 +37,16 @@ from fmnist_ray.results import (
     check_run,
     history_table,
     read_failures,
+    read_metadata,
     write_run,
 )
 from fmnist_ray.runner import run_grid
 from fmnist_ray.train import train_run
 
 FC = 'model = "fc"\nepochs = 1'
+# Tasks call this file's helpers (log_attempt); Ray's workers cannot import a test file, so its
+# functions travel by value.
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 def grid(tmp_path, seeds=(0, 1), base=FC, name="exp"):
@@ -41,51 +55,31 @@ def grid(tmp_path, seeds=(0, 1), base=FC, name="exp"):
     return path
 
 
-def cli(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "fmnist_ray", *map(str, args)],
-                          capture_output=True, text=True, timeout=600, **kwargs)  # fmt: skip
-
-
-def start_cli(*args):
-    return subprocess.Popen([sys.executable, "-m", "fmnist_ray", *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-
-
-def wait_for(condition, seconds=300, step=0.2):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if condition():
-            return
-        time.sleep(step)
-    raise TimeoutError("condition not met in time")
-
-
 def results_of(folder: Path) -> list[Path]:
     return sorted((folder / "runs").glob("*.parquet"))
 
 
-def stop_ray_of(pid: int) -> None:
-    """Processes of the embedded Ray a killed driver started (its session folder ends in the
-    driver's pid): stopped by their own pids."""
-    marker = f"_{pid}/".encode()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if (
-                    b"/tmp/ray/session_" in (cmd := (entry / "cmdline").read_bytes())
-                    and marker in cmd
-                ):
-                    os.kill(int(entry.name), signal.SIGKILL)
-            except (OSError, ProcessLookupError):
-                pass
+def log_attempt(log: Path, what: str, cfg: RunConfig) -> None:
+    """One line per training attempt event, appended by the task itself (same machine)."""
+    node = ray.get_runtime_context().get_node_id()
+    with open(log, "a") as out:
+        out.write(json.dumps({"what": what, "run": cfg.run_id, "node": node, "pid": os.getpid(),
+                              "at": time.time()}) + "\n")  # fmt: skip
 
 
-@pytest.fixture
-def local_ray():
-    yield lambda **kw: ray.init(
-        address="local", include_dashboard=False, logging_level="ERROR", **kw
-    )
-    ray.shutdown()
+def attempts(log: Path) -> list[dict]:
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def gone_within(pids, seconds=30) -> list[int]:
+    """Those of `pids` still running after `seconds`; they are then killed (by pid)."""
+    try:
+        wait_for(lambda: not still_running(pids), seconds=seconds, step=0.5)
+    except TimeoutError:
+        pass
+    leftover = still_running(pids)
+    kill_all(leftover)
+    return leftover
 
 
 def fake_run(cfg: RunConfig, epochs: int, status="ok", experiment="exp"):
@@ -111,6 +105,7 @@ def test_check_run_refuses_what_is_not_one_whole_run(tmp_path):
         check_run(good)
 
 
+@pytest.mark.slow
 def test_invalid_files_are_quarantined_retrained_and_named(tmp_path, data_dir):
     exp, results = grid(tmp_path), tmp_path / "results"
     assert (
@@ -159,14 +154,18 @@ def test_full_or_read_only_destination_is_one_clear_error(tmp_path, data_dir, op
     ]
 
 
-def test_missing_bucket_is_one_clear_error(tmp_path, s3_server):
+def test_missing_bucket_is_one_clear_error(tmp_path, s3_server, s3_credentials):
     uri = f"s3://no-such-bucket/x?endpoint_override={s3_server}&scheme=http"
     done = cli("run", grid(tmp_path), "--results", uri)
     assert done.returncode == 2
     assert "the bucket does not exist" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_sigterm_keeps_finished_runs_and_a_second_driver_is_refused(tmp_path, data_dir):
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, name", [(signal.SIGTERM, "SIGTERM"), (signal.SIGHUP, "SIGHUP")])
+def test_sigterm_keeps_finished_runs_and_a_second_driver_is_refused(tmp_path, data_dir, sig, name):
+    """SIGTERM (or SIGHUP) to the driver: finished runs kept, pending ones cancelled, the lock
+    released, exit 128 + the signal, and the driver's whole Ray gone with it."""
     exp, results = grid(tmp_path, seeds=(0, 1, 2, 3, 4)), tmp_path / "results"
     driver = start_cli("run", exp, "--data-dir", data_dir, "--results", results, "--num-cpus", "1")
     try:
@@ -175,28 +174,90 @@ def test_sigterm_keeps_finished_runs_and_a_second_driver_is_refused(tmp_path, da
         assert second.returncode == 2
         assert f"is in use by another fmnist-ray driver (pid {driver.pid}" in second.stderr
         wait_for(lambda: len(results_of(results / "exp")) >= 1)
-        driver.send_signal(signal.SIGTERM)
+        its_ray = descendants(driver.pid)
+        driver.send_signal(sig)
         out, err = driver.communicate(timeout=120)
     finally:
         driver.kill()
-        stop_ray_of(driver.pid)
-    assert driver.returncode == 143, err
-    assert "interrupted (SIGTERM): finished runs are kept" in err and "Traceback" not in err
+    assert gone_within(its_ray) == []  # GCS, raylet, workers: shut down, not leaked
+    assert driver.returncode == 128 + sig, err
+    assert f"interrupted ({name}): finished runs are kept" in err and "Traceback" not in err
     kept = results_of(results / "exp")
     assert 1 <= len(kept) < 5 and f"{len(kept)} trained" in out
     assert not (results / "exp" / ".lock").exists()
     assert all(check_run(p).num_rows == 1 for p in kept)
 
 
+INTERRUPTED_DRIVER = """
+import sys, time
+from pathlib import Path
+import ray
+from fmnist_ray import collect
+from fmnist_ray.cli import main
+
+marks = Path(sys.argv[1])
+real_wait, real_write = ray.wait, collect.write_run
+
+def busy_when_all_have_finished(refs, **kwargs):
+    # Every run finishes before the driver looks: none is collected when Ctrl-C lands.
+    if not (marks / "all-finished").exists():
+        real_wait(refs, num_returns=len(refs), timeout=300)
+        (marks / "all-finished").touch()
+        time.sleep(120)  # the test's first Ctrl-C ends this
+    return real_wait(refs, **kwargs)
+
+def slow_write(folder, table):
+    (marks / "saving").touch()
+    time.sleep(3)  # the test's second Ctrl-C lands here
+    return real_write(folder, table)
+
+ray.wait, collect.write_run = busy_when_all_have_finished, slow_write
+sys.argv = ["fmnist-ray", *sys.argv[2:]]
+main()
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_terminal_saves_every_finished_run_and_exits_130(tmp_path, data_dir):
+    """A real Ctrl-C (SIGINT to the CLI's whole process group, as a terminal sends it) while
+    finished runs wait to be collected, and a second one while they are being saved: both runs
+    are written, the second Ctrl-C only says so, exit 130, the driver's Ray gone. The driver is
+    the real CLI; only ray.wait and the write are slowed to open those windows."""
+    exp, results, marks = grid(tmp_path), tmp_path / "results", tmp_path / "marks"
+    marks.mkdir()
+    driver = subprocess.Popen(
+        [sys.executable, "-c", INTERRUPTED_DRIVER, marks, "run", exp, "--data-dir", data_dir,
+         "--results", results, "--num-cpus", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: (marks / "all-finished").exists() or driver.poll() is not None)
+        its_ray = descendants(driver.pid)
+        os.killpg(driver.pid, signal.SIGINT)
+        wait_for(lambda: (marks / "saving").exists() or driver.poll() is not None, seconds=60)
+        os.killpg(driver.pid, signal.SIGINT)
+        out, err = driver.communicate(timeout=120)
+    finally:
+        driver.kill()
+    assert gone_within(its_ray) == []
+    assert driver.returncode == 130, out + err
+    assert "interrupted: saving finished runs first, then stopping" in out + err
+    assert "Traceback" not in err and "2 trained" in out
+    assert len(results_of(results / "exp")) == 2 and not (results / "exp" / ".lock").exists()
+
+
+@pytest.mark.slow
 def test_driver_sigkill_loses_nothing_and_rerun_trains_the_rest(tmp_path, data_dir):
     exp, results = grid(tmp_path, seeds=(0, 1, 2, 3)), tmp_path / "results"
     driver = start_cli("run", exp, "--data-dir", data_dir, "--results", results, "--num-cpus", "1")
     try:
         wait_for(lambda: len(results_of(results / "exp")) >= 1)
+        its_ray = descendants(driver.pid)
         driver.send_signal(signal.SIGKILL)
         driver.wait(timeout=60)
     finally:
-        stop_ray_of(driver.pid)
+        driver.kill()
+    gone_within(its_ray)  # a killed driver stops nothing itself: its Ray is stopped here
     kept = results_of(results / "exp")
     assert [p for p in (results / "exp" / "runs").iterdir() if p.suffix != ".parquet"] == []
     assert all(check_run(p) for p in kept)
@@ -219,34 +280,59 @@ def test_stale_lock_of_a_gone_process_is_taken_over(tmp_path, data_dir):
 
 def test_a_killed_worker_is_retried_and_lands_once(tmp_path, local_ray, small):
     local_ray(num_cpus=1)
-    marker = tmp_path / "killed-once"
+    log = tmp_path / "attempts"
 
     def dies_once(cfg, data, device, on_epoch=None):
-        if not marker.exists():
-            marker.write_text("x")
+        first = not log.exists()
+        log_attempt(log, "start", cfg)
+        if first:
             os.kill(os.getpid(), signal.SIGKILL)
         return train_run(cfg, data, device, on_epoch)
 
     plan = make_plan(load_experiments([grid(tmp_path, seeds=(0,))]), tmp_path / "r")
     outcome = run_grid(plan, small, train_fn=dies_once, stream=io.StringIO(), max_retries=2)
-    assert outcome.exit_code == 0 and len(outcome.finished) == 1 and marker.exists()
+    assert outcome.exit_code == 0 and len(outcome.finished) == 1
+    killed, trained = attempts(log)  # two trainings: the killed one, then exactly one more
+    assert killed["pid"] != trained["pid"] and killed["at"] < trained["at"]
     assert len(results_of(tmp_path / "r" / "exp")) == 1
     assert read_failures(tmp_path / "r" / "exp") == []
 
 
 def test_a_run_that_keeps_dying_is_recorded_with_its_attempts(tmp_path, local_ray, small):
     local_ray(num_cpus=1)
+    log = tmp_path / "attempts"
 
     def always_dies(cfg, data, device, on_epoch=None):
+        log_attempt(log, "start", cfg)
         os.kill(os.getpid(), signal.SIGKILL)
 
     plan = make_plan(load_experiments([grid(tmp_path, seeds=(0,))]), tmp_path / "r")
     outcome = run_grid(plan, small, train_fn=always_dies, stream=io.StringIO(), max_retries=1)
     [record] = read_failures(tmp_path / "r" / "exp")
-    assert outcome.exit_code == 1 and record["attempts"] == 2
+    assert outcome.exit_code == 1 and record["attempts"] == 2 == len(attempts(log))
 
 
+def test_an_exception_raised_by_training_is_not_retried(tmp_path, local_ray, small):
+    """With retries allowed, a run whose training raises is tried once and recorded."""
+    local_ray(num_cpus=1)
+    log = tmp_path / "attempts"
+
+    def raises(cfg, data, device, on_epoch=None):
+        log_attempt(log, "start", cfg)
+        raise ValueError("the same config and seed would raise this again")
+
+    plan = make_plan(load_experiments([grid(tmp_path, seeds=(0,))]), tmp_path / "r")
+    outcome = run_grid(plan, small, train_fn=raises, stream=io.StringIO(), max_retries=2)
+    [record] = read_failures(tmp_path / "r" / "exp")
+    assert outcome.exit_code == 1 and len(attempts(log)) == 1 and record["attempts"] == 1
+    assert "ValueError: the same config and seed would raise this again" in record["error"]
+
+
+@pytest.mark.slow
 def test_a_node_removed_mid_grid_loses_and_duplicates_nothing(tmp_path, small):
+    """The node is removed while a run trains on it (its start is logged, its end never is):
+    that run trains again on the other node; every run lands once."""
+    log = tmp_path / "attempts"
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     try:
         doomed = cluster.add_node(num_cpus=1)
@@ -254,18 +340,35 @@ def test_a_node_removed_mid_grid_loses_and_duplicates_nothing(tmp_path, small):
         ray.init(address=cluster.address, include_dashboard=False, logging_level="ERROR")
 
         def slow(cfg, data, device, on_epoch=None):
+            log_attempt(log, "start", cfg)
             time.sleep(4)
-            return train_run(cfg, data, device, on_epoch)
+            outcome = train_run(cfg, data, device, on_epoch)
+            log_attempt(log, "end", cfg)
+            return outcome
 
-        threading.Timer(2.0, cluster.remove_node, args=(doomed,)).start()
+        def remove_when_busy():
+            wait_for(lambda: any(a["node"] == doomed.node_id for a in attempts(log)), 120)
+            cluster.remove_node(doomed)
+
+        remover = threading.Thread(target=remove_when_busy)
+        remover.start()
         plan = make_plan(load_experiments([grid(tmp_path, seeds=(0, 1, 2, 3))]), tmp_path / "r")
         outcome = run_grid(plan, small, train_fn=slow, stream=io.StringIO(), max_retries=2)
+        remover.join()
     finally:
         ray.shutdown()
         cluster.shutdown()
     assert outcome.exit_code == 0 and len(outcome.finished) == 4, outcome.failed
-    assert len(results_of(tmp_path / "r" / "exp")) == 4
-    assert len({item.run.config.run_id for item in outcome.finished}) == 4
+    events = attempts(log)
+    ended = [a["run"] for a in events if a["what"] == "end"]
+    assert sorted(ended) == sorted(run.run_id for run in plan.runs)  # each trained to the end once
+    cut = {a["run"] for a in events if a["what"] == "start" and a["node"] == doomed.node_id}
+    cut -= {a["run"] for a in events if a["what"] == "end" and a["node"] == doomed.node_id}
+    assert cut, events  # the removal hit a run in flight
+    landed = {
+        read_metadata(p)["run_id"]: read_metadata(p) for p in results_of(tmp_path / "r" / "exp")
+    }
+    assert len(landed) == 4 and all(landed[run]["ray_node_id"] != doomed.node_id for run in cut)
 
 
 def test_ctrl_c_writes_runs_that_finished_but_were_not_collected(
@@ -288,6 +391,29 @@ def test_ctrl_c_writes_runs_that_finished_but_were_not_collected(
     assert len(outcome.finished) == 3 and len(results_of(tmp_path / "r" / "exp")) == 3
 
 
+def test_ctrl_c_while_a_run_is_being_written_still_writes_it(
+    tmp_path, local_ray, small, monkeypatch
+):
+    """Ctrl-C landing in the middle of writing a finished run: that run is still written (it
+    stays pending until saved, so the wind-down saves it)."""
+    local_ray(num_cpus=1)
+    real_write, calls = collect.write_run, []
+
+    def interrupted_once(folder, table):
+        if not calls:
+            calls.append(table.column("run_id")[0].as_py())
+            raise KeyboardInterrupt  # as if Ctrl-C landed during the first write
+        return real_write(folder, table)
+
+    monkeypatch.setattr(collect, "write_run", interrupted_once)
+    plan = make_plan(load_experiments([grid(tmp_path, seeds=(0, 1))]), tmp_path / "r")
+    outcome = run_grid(plan, small, stream=io.StringIO())
+    [interrupted] = calls
+    assert outcome.exit_code == 130 and len(outcome.finished) + outcome.cancelled == 2
+    written = [path.stem for path in results_of(tmp_path / "r" / "exp")]
+    assert interrupted in written and len(written) == len(outcome.finished)
+
+
 def test_a_dead_progress_actor_never_stops_the_grid(tmp_path, local_ray, small):
     local_ray(num_cpus=1)
 
@@ -304,17 +430,17 @@ def test_a_dead_progress_actor_never_stops_the_grid(tmp_path, local_ray, small):
     assert "progress actor lost" in out.getvalue()
 
 
-def test_a_destination_failing_mid_grid_spills_and_stops(tmp_path, local_ray, small):
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+@pytest.mark.slow
+def test_a_destination_failing_mid_grid_spills_and_stops(
+    tmp_path, local_ray, small, s3_credentials
+):
+    server, address = start_s3_server()  # its own server: this test kills it
     try:
-        wait_for_port(port, server)
         from pyarrow.fs import S3FileSystem
 
-        S3FileSystem(endpoint_override=f"127.0.0.1:{port}", scheme="http",
+        S3FileSystem(endpoint_override=address, scheme="http",
                      allow_bucket_creation=True).create_dir("dying")  # fmt: skip
-        uri = f"s3://dying/r?endpoint_override=127.0.0.1:{port}&scheme=http"
+        uri = f"s3://dying/r?endpoint_override={address}&scheme=http"
         local_ray(num_cpus=1)
         server_pid = server.pid
 

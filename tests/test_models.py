@@ -19,17 +19,20 @@ def test_parameter_counts():
     assert count_parameters(build_model(RunConfig())) == 61_706
 
 
-def test_output_shapes_and_intermediate_shapes():
-    model = LeNet5(channels=(8, 20, 100))
-    shapes = []
+@pytest.mark.parametrize("pooling", ["avg", "max"])
+@pytest.mark.parametrize("batchnorm", [False, True])
+def test_output_shapes_and_intermediate_shapes(pooling, batchnorm):
+    """docs/study.md's shapes after each convolution and each pooling, for both poolings."""
+    model = LeNet5(channels=(8, 20, 100), pooling=pooling, batchnorm=batchnorm)
+    x, seen = X, []
     for layer in model.features:
-        x = layer(X if not shapes else shapes[-1])
-        shapes.append(x)
-    assert [tuple(s.shape) for s in shapes if s.dim() == 4][::3] == [
-        (4, 8, 28, 28),
-        (4, 20, 10, 10),
-        (4, 100, 1, 1),
-    ]  # noqa: E501
+        x = layer(x)
+        seen.append((type(layer), tuple(x.shape)))
+    convolved = [shape for kind, shape in seen if kind is nn.Conv2d]
+    pooled = [shape for kind, shape in seen if kind in (nn.AvgPool2d, nn.MaxPool2d)]
+    assert convolved == [(4, 8, 28, 28), (4, 20, 10, 10), (4, 100, 1, 1)]
+    assert pooled == [(4, 8, 14, 14), (4, 20, 5, 5)]
+    assert seen[-1] == (nn.Flatten, (4, 100))
     assert model(X).shape == (4, 10)
     assert FCNet()(X).shape == (4, 10)
 

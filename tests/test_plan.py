@@ -1,6 +1,7 @@
 """Planning many experiment files at once: every problem of every file at once, shared configs
 counted once, results found anywhere under the root and filed, and longest-first order."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,29 @@ def test_makespan_and_its_lower_bound():
     assert makespan([5, 1, 1, 1], 2) == 5  # longest first: at the bound
     assert lower_bound([5, 1, 1, 1], 2) == 5
     assert lower_bound([2, 2, 2, 2], 2) == 4
+
+
+def test_plan_prints_the_wall_time_for_the_slots_it_would_get(tmp_path):
+    """One slot: the runs back to back; as many slots as runs: the longest run. Without
+    --slots, the CPUs here divided by each run's CPUs (here all of them: one slot)."""
+    from conftest import cli
+
+    from fmnist_ray.progress import clock
+
+    path = write(tmp_path, "mixed", f"seeds = [0]\n[base]\nepochs = 2\n[grid]\nbatch_size = [20, 100, 500]\n"
+                 f"[resources]\ncpus = {os.cpu_count()}\n")  # fmt: skip
+    seconds = [estimate_seconds(RunConfig(epochs=2, batch_size=b)) for b in (20, 100, 500)]
+    expected = {"1": sum(seconds), "3": max(seconds)}
+    for slots, wall in expected.items():
+        done = cli("plan", path, "--results", tmp_path / "r", "--slots", slots)
+        assert done.returncode == 0, done.stderr
+        assert (
+            f"slot{'s' if slots != '1' else ''}, longest first: about {clock(wall)} wall"
+            in done.stdout
+        )
+    default = cli("plan", path, "--results", tmp_path / "r")
+    assert f"on 1 slot, longest first: about {clock(sum(seconds))} wall" in default.stdout
+    assert f"about {sum(seconds) / 3600:.2f} run-hours" in default.stdout
 
 
 def test_only_this_invocation_s_invalid_files_are_tidied(tmp_path):

@@ -3,14 +3,16 @@ cluster joined through --address, and bad experiment files that start nothing.""
 
 import io
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import ray
-from conftest import train_grid
+from conftest import cli, descendants, kill_all, start_cli, still_running, train_grid, wait_for
 from ray.cluster_utils import Cluster
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from fmnist_ray.config import RunConfig
 from fmnist_ray.cost import most_at_once
@@ -25,17 +27,8 @@ from fmnist_ray.results import (
     run_path,
     run_span,
 )
-from fmnist_ray.runner import run_grid
+from fmnist_ray.runner import resolve_resources, run_grid
 from fmnist_ray.train import train_run
-
-
-@pytest.fixture
-def local_ray():
-    """Start a local Ray with the given logical resources; always shut it down."""
-    yield lambda **resources: ray.init(
-        address="local", include_dashboard=False, logging_level="ERROR", **resources
-    )
-    ray.shutdown()
 
 
 def experiment(tmp_path, grid="", base="epochs = 1", seeds=(0, 1), name="exp"):
@@ -52,6 +45,7 @@ def intervals(folder):
     return runs
 
 
+@pytest.mark.slow
 def test_fractional_gpus_pack_two_runs_per_gpu(tmp_path, local_ray, fmnist):
     local_ray(num_cpus=4, num_gpus=2)  # logical GPUs: Ray schedules them, training uses the CPU
     exp = experiment(tmp_path, grid="lr = [0.001, 0.002, 0.003, 0.004]")
@@ -130,30 +124,117 @@ def test_a_failing_run_never_stops_the_others(tmp_path, local_ray, small):
     assert read_failures(tmp_path / "r" / "exp") == [] and again.exit_code == 0
 
 
-def cli(*args, **kwargs):
-    env = os.environ | {"RAY_USAGE_STATS_ENABLED": "0"}
-    return subprocess.run([sys.executable, "-m", "fmnist_ray", *map(str, args)],
-                          capture_output=True, text=True, timeout=600, env=env, **kwargs)  # fmt: skip
+# sitecustomize of the test's second node: fmnist_ray importable only from where Ray unpacks
+# what `run --address` ships (runtime_env py_modules), and no dataset file readable.
+BARE_NODE = """
+import builtins, importlib.machinery, io, os, sys
+
+HIDDEN = os.environ["TEST_HIDDEN_DATA"]
 
 
+class OnlyShippedCode:
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name != "fmnist_ray":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or "runtime_resources" not in str(spec.origin):
+            raise ImportError(f"fmnist_ray is not installed on this node (found {spec})")
+        return spec
+
+
+def refuse_data(path):
+    if isinstance(path, (str, bytes, os.PathLike)) and os.path.realpath(
+            os.fsdecode(path)).startswith(HIDDEN):
+        raise PermissionError(f"this node has no dataset: {path}")
+
+
+real_open, real_os_open = builtins.open, os.open
+
+
+def guarded_open(file, *args, **kwargs):
+    refuse_data(file)
+    return real_open(file, *args, **kwargs)
+
+
+def guarded_os_open(path, *args, **kwargs):
+    refuse_data(path)
+    return real_os_open(path, *args, **kwargs)
+
+
+sys.meta_path.insert(0, OnlyShippedCode)
+builtins.open = io.open = guarded_open
+os.open = guarded_os_open
+"""
+
+
+def start_bare_node(address: str, tmp_path: Path, data_dir) -> subprocess.Popen:
+    """`ray start --address` for a node without the project (not on PYTHONPATH, not the
+    editable install, not its working directory) and without the dataset."""
+    site, cwd = tmp_path / "bare-site", tmp_path / "bare-cwd"
+    site.mkdir()
+    cwd.mkdir()
+    (site / "sitecustomize.py").write_text(BARE_NODE)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "FMNIST_DATA_DIR")}
+    env |= {"PYTHONPATH": str(site), "TEST_HIDDEN_DATA": str(Path(data_dir).resolve())}
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "ray"), "start", "--address", address, "--num-cpus",
+         "1", "--block", "--disable-usage-stats"],
+        env=env, cwd=cwd, start_new_session=True, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def what_a_node_lacks(node_id: str, data_dir) -> tuple[str, str]:
+    """On `node_id`: what importing fmnist_ray and opening a dataset file raise."""
+
+    def probe(data_file):
+        outcomes = []
+        for attempt in (lambda: __import__("fmnist_ray"), lambda: open(data_file, "rb")):
+            try:
+                attempt()
+                outcomes.append("works")
+            except Exception as error:
+                outcomes.append(type(error).__name__)
+        return tuple(outcomes)
+
+    strategy = NodeAffinitySchedulingStrategy(node_id, soft=False)
+    data_file = next(Path(data_dir).resolve().rglob("train-labels-idx1-ubyte*"))
+    return ray.get(ray.remote(probe).options(scheduling_strategy=strategy).remote(str(data_file)))
+
+
+@pytest.mark.slow
 def test_two_node_cluster_through_address(tmp_path, data_dir):
+    """A second node with neither this project's code nor the dataset trains its share: only
+    the code `run --address` ships and the data in the object store can make that work."""
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    bare = start_bare_node(cluster.address, tmp_path, data_dir)
     try:
-        cluster.add_node(num_cpus=1)
-        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, logging_level="ERROR")
+        wait_for(lambda: len([n for n in ray.nodes() if n["Alive"]]) == 2, seconds=120)
+        [bare_id] = [n["NodeID"] for n in ray.nodes()
+                     if n["Alive"] and n["NodeID"] != cluster.head_node.node_id]  # fmt: skip
+        assert what_a_node_lacks(bare_id, data_dir) == ("ImportError", "PermissionError")
+        ray.shutdown()
         exp = experiment(tmp_path, base='model = "fc"\nepochs = 1', seeds=(0, 1, 2, 3))
         results = tmp_path / "results"
+        # The driver's working directory goes on the workers' sys.path: not the checkout.
         done = cli("run", exp.path, "--address", cluster.address, "--data-dir", data_dir,
                    "--results", results, cwd=tmp_path)  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
         runs = intervals(results / "exp")
         assert len(runs) == 4
-        nodes = {meta["ray_node_id"] for _, meta in runs}
-        assert nodes == {node.node_id for node in cluster.list_all_nodes()}
+        assert {meta["ray_node_id"] for _, meta in runs} == {cluster.head_node.node_id, bare_id}
     finally:
+        ray.shutdown()
+        below = descendants(bare.pid)
+        os.killpg(bare.pid, signal.SIGTERM)
+        bare.wait(timeout=60)
+        kill_all(still_running(below))
         cluster.shutdown()
 
 
+@pytest.mark.slow
 def test_cli_run_then_rerun_trains_nothing(tmp_path, data_dir):
     exp = experiment(tmp_path, base='model = "fc"\nepochs = 1', seeds=(0, 1))
     results = tmp_path / "results"
@@ -166,6 +247,70 @@ def test_cli_run_then_rerun_trains_nothing(tmp_path, data_dir):
     assert "nothing to train: all 2 runs of exp are done" in second.stdout
     plan = cli("plan", exp.path, "--results", results)
     assert "2 runs: 2 done, 0 pending, 0 failed" in plan.stdout
+    before = {p: p.stat().st_mtime_ns for p in (results / "exp" / "runs").glob("*.parquet")}
+    forced = cli(*args, "--force")
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert "2 trained, 0 already done, 0 failed" in forced.stdout
+    assert all(path.stat().st_mtime_ns > mtime for path, mtime in before.items())
+
+
+@pytest.mark.slow
+def test_a_diverged_run_is_kept_counted_done_and_reported(tmp_path, data_dir):
+    """End to end: a run whose loss turns non-finite is written with status diverged, exits 0,
+    counts as done (never retrained), and the report lists it apart from the statistics."""
+    exp = experiment(tmp_path, base='model = "fc"\nepochs = 3\noptimizer = "sgd"\nlr = 1e12',
+                     seeds=(0,), name="div")  # fmt: skip
+    results = tmp_path / "results"
+    args = ["run", exp.path, "--data-dir", data_dir, "--results", results, "--num-cpus", "1"]
+    first = cli(*args)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "1 trained, 0 already done, 0 failed" in first.stdout and "diverged" in first.stdout
+    [path] = (results / "div" / "runs").glob("*.parquet")
+    table = read_run(path)
+    assert set(table.column("status").to_pylist()) == {"diverged"} and table.num_rows < 3
+    again = cli(*args)
+    assert again.returncode == 0 and "nothing to train: all 1 runs of div are done" in again.stdout
+    assert "1 runs: 1 done, 0 pending" in cli("plan", exp.path, "--results", results).stdout
+    report = cli("report", results / "div", "--out", tmp_path / "report")
+    assert report.returncode == 0, report.stderr
+    summary = (tmp_path / "report" / "div" / "summary.md").read_text()
+    assert path.stem in summary and "diverged" in summary
+
+
+def test_the_cli_exits_1_when_a_run_failed(tmp_path, data_dir):
+    """With --retries 0, a run whose worker is SIGKILLed fails: recorded, exit code 1."""
+    exp = experiment(tmp_path, base='model = "fc"\nepochs = 1', seeds=(0,))
+    results = tmp_path / "results"
+    driver = start_cli("run", exp.path, "--data-dir", data_dir, "--results", results,
+                       "--num-cpus", "1", "--retries", "0")  # fmt: skip
+    try:
+        wait_for(lambda: training_workers(driver.pid) or driver.poll() is not None)
+        kill_all(training_workers(driver.pid))
+        out, err = driver.communicate(timeout=300)
+    finally:
+        driver.kill()
+    assert driver.returncode == 1, out + err
+    assert "0 trained, 0 already done, 1 failed" in out and "failed: " in err
+    [record] = read_failures(results / "exp")
+    assert record["attempts"] == 1 and "Traceback" not in err
+
+
+def training_workers(driver: int) -> list[int]:
+    """The driver's Ray workers that are running a training task now."""
+    found = []
+    for pid in descendants(driver):
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::_train_task"):
+                found.append(pid)
+        except OSError:
+            pass
+    return found
+
+
+@pytest.mark.parametrize("gpus, expected", [(0, 0.0), (2, 0.25)])
+def test_gpu_share_defaults_to_a_quarter_when_the_cluster_has_gpus(local_ray, gpus, expected):
+    local_ray(num_cpus=1, num_gpus=gpus)  # logical GPUs are enough for Ray's bookkeeping
+    assert resolve_resources(Resources(cpus=1)) == Resources(gpus=expected, cpus=1)
 
 
 def test_invalid_experiment_starts_nothing_and_writes_nothing(tmp_path):
@@ -232,7 +377,7 @@ import ray
 from fmnist_ray.data import load_fashion_mnist
 from fmnist_ray.grid import load_experiments
 from fmnist_ray.plan import make_plan
-from fmnist_ray.runner import run_grid
+from fmnist_ray.runner import resolve_resources, run_grid
 ray.init(address="local", num_cpus=1, include_dashboard=False, logging_level="ERROR")
 data = load_fashion_mnist(sys.argv[1], download=False).subset(1000, 200)
 outcome = run_grid(make_plan(load_experiments([sys.argv[2]]), sys.argv[3]), data, stream=io.StringIO())

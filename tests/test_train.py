@@ -69,18 +69,35 @@ def test_same_config_same_history_on_cpu(small):
 
 
 def test_train_loss_is_the_mean_of_batch_losses(small):
-    cfg = RunConfig(model="fc", epochs=1, batch_size=2000, lr=1e-12)  # one batch, weights ~fixed
-    history = train_run(cfg, small, CPU).history
-    assert history[0]["train_loss"] == pytest.approx(
-        initial_test_loss_on_train(cfg, small), rel=1e-4
-    )
-
-
-def initial_test_loss_on_train(cfg, data):
-    torch.manual_seed(cfg.seed)
+    """Two epochs of 10 batches of 100 and a short one of 50, weights moving (lr 0.01): each
+    epoch's train_loss is the plain mean of its 11 batch losses (not the per-image mean, not the
+    last batch, not a running sum across epochs), train_acc the fraction of images right."""
+    data = small.subset(1050, 100)
+    cfg = RunConfig(model="fc", epochs=2, batch_size=100, lr=0.01)
+    history = train_run(cfg, data, CPU).history
+    torch.manual_seed(cfg.seed)  # the same start and batches, trained here by hand
     model = build_model(cfg)
-    x = torch.from_numpy(data.train_images.copy()).unsqueeze(1).float() / 255
-    return make_loss(cfg)(model(x), torch.from_numpy(data.train_labels.copy())).item()
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    shuffle = torch.Generator().manual_seed(cfg.seed)
+    device_data = DeviceData(data, CPU)
+    for row in history:
+        losses, sizes, correct = [], [], 0
+        for x, y in device_data.train_batches(cfg.batch_size, shuffle):
+            optimizer.zero_grad()
+            out = model(x)
+            loss = torch.nn.functional.cross_entropy(out, y)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            sizes.append(len(y))
+            correct += (out.argmax(dim=1) == y).sum().item()
+        assert sizes == [100] * 10 + [50]
+        mean_of_batches = sum(losses) / len(losses)
+        per_image = sum(loss * n for loss, n in zip(losses, sizes)) / sum(sizes)
+        assert abs(mean_of_batches - per_image) > 1e-4  # the two definitions differ here
+        assert row["train_loss"] == pytest.approx(mean_of_batches, rel=1e-6)
+        assert row["train_acc"] == correct / 1050
+    assert history[1]["train_loss"] < history[0]["train_loss"]  # it did learn
 
 
 def test_non_finite_loss_ends_the_run_as_diverged(small):
