@@ -14,7 +14,7 @@ from conftest import cli, descendants, kill_all, start_cli, still_running, train
 from ray.cluster_utils import Cluster
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from fmnist_ray.config import RunConfig
+from fmnist_ray.config import Resources, RunConfig
 from fmnist_ray.cost import most_at_once
 from fmnist_ray.grid import load_experiment, load_experiments
 from fmnist_ray.plan import make_plan
