@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from .cluster import DEFAULT_DASHBOARD
 from .config import DEFAULT_RETRIES, ConfigError, RunConfig
 from .options import (
     DEFAULT_SHOWN_EFFECT,
@@ -32,7 +33,6 @@ from .options import (
     lend_options,
     with_config_options,
 )
-from .submit import DEFAULT_DASHBOARD
 
 try:  # recent typer versions vendor click as typer._click; older ones use click itself
     from typer._click.exceptions import ClickException, UsageError

@@ -15,6 +15,7 @@ WHERE_RAY_LOOKS = (
 )
 REACH_TIMEOUT_S = 5.0
 PACKAGE_DIR = Path(__file__).resolve().parent  # this package's code, shipped to a cluster
+DEFAULT_DASHBOARD = "http://127.0.0.1:8265"  # a local head's Ray Jobs API (`submit --address`)
 
 
 class ClusterError(RuntimeError):

@@ -15,7 +15,6 @@ from .cluster import PACKAGE_DIR, ClusterError, auth_problem
 from .grid import Experiment
 from .storage import is_uri
 
-DEFAULT_DASHBOARD = "http://127.0.0.1:8265"
 SUBMIT_RETRY_S = 60.0  # a head that has just started may not have its job agent up yet
 
 

@@ -54,7 +54,9 @@ def test_a_new_neutral_field_keeps_committed_runs_done(grown):
         print("grown")
     """))  # fmt: skip
     assert check.returncode == 0 and "grown" in check.stdout, check.stderr
-    files = [str(REPO / "experiments" / f"{name}.toml") for name in ("optimizer", "scheduler")]
+    files = [
+        str(REPO / "experiments" / "study" / f"{name}.toml") for name in ("optimizer", "scheduler")
+    ]
     done = run_with(grown, "-m", "fmnist_ray", "plan", *files, "--results", str(REPO / "results"))
     assert done.returncode == 0, done.stderr
     assert "45 unique" in done.stdout and "45 done, 0 pending, 0 failed" in done.stdout, done.stdout
