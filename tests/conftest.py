@@ -41,7 +41,25 @@ tempfile.tempdir = str(SCRATCH)
 
 
 def pytest_unconfigure(config):
+    """Remove SCRATCH once no process uses it: Ray's processes can take seconds to exit, and
+    one that outlives the removal would make its session folder again."""
+    deadline = time.time() + 30
+    while _processes_using(SCRATCH) and time.time() < deadline:
+        time.sleep(0.5)
     shutil.rmtree(SCRATCH, ignore_errors=True)
+
+
+def _processes_using(folder: Path) -> list[int]:
+    """Processes, other than this one, whose command line names `folder`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if str(folder).encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
 
 
 def cli(*args, env=None, cwd=None, timeout=600) -> subprocess.CompletedProcess:

@@ -35,17 +35,16 @@ HEAD_RESOURCE = "test_head"  # a custom resource only this head has: a joined ru
 
 
 def stop_head(head: subprocess.Popen) -> list[int]:
-    """Stop `ray start --block` and everything below it; the pids that outlived SIGTERM."""
-    below = descendants(head.pid)
-    os.killpg(head.pid, signal.SIGTERM)  # `ray start --block` stops its processes on SIGTERM
-    try:
-        head.wait(timeout=60)
-        wait_for(lambda: not still_running(below), seconds=30)
-    except (subprocess.TimeoutExpired, TimeoutError):
-        pass
-    leftover = still_running(below | {head.pid})
-    kill_all(leftover)
-    return leftover
+    """Stop `ray start --block` and everything below it, by pid; those still running after."""
+    below = descendants(head.pid) | {head.pid}
+    os.killpg(head.pid, signal.SIGTERM)  # `ray start --block` stops its processes on SIGTERM,
+    try:  # but takes ~30 s over it: after a short grace, what is left is killed
+        wait_for(lambda: not still_running(below), seconds=5)
+    except TimeoutError:
+        kill_all(still_running(below))
+    head.wait(timeout=60)
+    wait_for(lambda: not still_running(below), seconds=30)
+    return still_running(below)
 
 
 @pytest.fixture(scope="module")
