@@ -1,8 +1,8 @@
 """The same 4-run grid (base lenet5, 2 epochs, seeds 0-3) trained three ways on this machine:
-(a) `fmnist-ray run` (Ray tasks, 1 CPU each), (b) the study's own loop, one run after another in
+(a) `fmnist-ray run` (a trainer per CPU), (b) the study's own loop, one run after another in
 one process with torch's default threads, (c) Ray Tune (`tune.Tuner`, 1 CPU per trial) running
 this project's training function. Prints aggregate training images/s, the ratios, and the
-runner's overhead per run.
+runner's overhead: per run in all, and apart as the one-time start and the cost per run.
 
     python benchmarks/bench_grid.py --data-dir ../shared/data [--smoke]
 
@@ -19,13 +19,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow.compute as pc
 import torch
 
 from fmnist_ray.config import RunConfig
-from fmnist_ray.results import find_run_files, read_metadata, read_results, run_span
+from fmnist_ray.results import find_run_files, read_metadata, read_results, read_run, run_span
 
 sys.path.insert(0, str(Path(__file__).parent))
 from study_loop import study_train  # noqa: E402
@@ -62,6 +63,7 @@ def way_a_fmnist_ray(data_dir: str, work: Path, cpus: int) -> dict:
     results = work / "results"
     command = [sys.executable, "-m", "fmnist_ray", "run", str(exp), "--data-dir", data_dir,
                "--results", str(results), "--num-cpus", str(cpus)]  # fmt: skip
+    launched = datetime.now(UTC)
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -69,17 +71,44 @@ def way_a_fmnist_ray(data_dir: str, work: Path, cpus: int) -> dict:
         raise SystemExit(done.stdout + done.stderr)
     table = read_results([results])
     epoch_seconds = pc.sum(table.column("seconds")).as_py()
-    spans = []
+    runs = []
     for path in find_run_files([results]):
-        start_at, end_at = run_span(read_metadata(path))
-        spans.append((end_at - start_at).total_seconds())
+        epochs = pc.sum(read_run(path).column("seconds")).as_py()
+        runs.append((*run_span(read_metadata(path)), epochs))
     slots = cpus  # 1 CPU per run
+    inside = sum((end - begin).total_seconds() - epochs for begin, end, epochs in runs)
     return {
         "wall": wall,
         # Slot-seconds not spent in epochs (interpreter and Ray start, data hand-off, model
         # build, writing, the tail where a slot idles), shared out per run.
         "overhead_per_run": (wall * slots - epoch_seconds) / len(SEEDS),
-        "in_task_overhead": (sum(spans) - epoch_seconds) / len(SEEDS),
+        "in_task_overhead": inside / len(SEEDS),
+    } | start_and_per_run(runs, launched, launched + timedelta(seconds=wall))
+
+
+def start_and_per_run(runs: list[tuple], launched: datetime, exited: datetime) -> dict:
+    """The runner's costs apart, from each run's (start, end, epoch seconds): the one-time start
+    (launch to a slot's first run: interpreter, Ray, data, trainer), the cost per run (a run's
+    time outside its epochs plus the gap before it on its slot), and the end (last run to exit).
+    Slots are recovered from the spans (a run goes to the slot free earliest before its start),
+    so the same measure reads runs from tasks and from trainers."""
+    slot_ends: list[datetime] = []
+    firsts, per_run = [], []
+    for begin, end, epochs in sorted(runs):
+        free = [i for i, last in enumerate(slot_ends) if last <= begin]
+        inside = (end - begin).total_seconds() - epochs
+        if free:
+            i = min(free, key=lambda i: slot_ends[i])
+            per_run.append(inside + (begin - slot_ends[i]).total_seconds())
+            slot_ends[i] = end
+        else:
+            firsts.append((begin - launched).total_seconds())
+            per_run.append(inside)
+            slot_ends.append(end)
+    return {
+        "one_time_start": sum(firsts) / len(firsts),
+        "cost_per_run": sum(per_run) / len(per_run),
+        "end": (exited - max(slot_ends)).total_seconds(),
     }
 
 
@@ -153,7 +182,12 @@ def print_table(a: dict, b: dict, c: dict | None) -> None:
     print(f"\n(a)/(b) = {b['wall'] / a['wall']:.2f}x, (a)/(c) = {versus_c}")
     print(
         f"runner overhead per run: {a['overhead_per_run']:.1f}s of slot time outside epochs "
-        f"(of which {a['in_task_overhead']:.1f}s inside the task: data to device, model build)"
+        f"(of which {a['in_task_overhead']:.1f}s inside the run: model build, on tasks data too)"
+    )
+    print(
+        f"apart: one-time start {a['one_time_start']:.1f}s (launch to a slot's first run: "
+        f"interpreter, Ray, data, trainer), cost per run {a['cost_per_run']:.2f}s (outside "
+        f"epochs, the gap before it included), end {a['end']:.1f}s (last run to exit)"
     )
 
 
