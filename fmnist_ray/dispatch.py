@@ -143,15 +143,17 @@ class Dispatch:
 
     def retry(self, flight: Flight, ref) -> None:
         """The trainer died under `flight`'s run (a killed process, a lost node): queue the run
-        first again until it has died max_retries + 1 times; a fresh trainer takes the slot."""
-        run_id = flight.run.run_id
+        first again until it has died max_retries + 1 times; a fresh trainer takes the slot if
+        the cluster still has it (after a lost node, the other trainers take the run)."""
+        run_id, shape = flight.run.run_id, flight.shape
         self.deaths[run_id] = self.deaths.get(run_id, 0) + 1
         if self.deaths[run_id] > self.max_retries:
             self._collect(ref, flight.run)  # records the failure with the trainer's error
         else:
-            self.queues[flight.shape].appendleft(flight.run)
-        if self.queues[flight.shape]:
-            self.feed(self.new_trainer(flight.shape), flight.shape)
+            self.queues[shape].appendleft(flight.run)
+        alive = sum(1 for other in self.pending.values() if other.shape == shape)  # 1 run each
+        if self.queues[shape] and alive < trainer_slots(shape):
+            self.feed(self.new_trainer(shape), shape)
 
     def update_progress(self, board):
         """Poll the progress actor; if it died, go on without live epochs (never stop)."""
