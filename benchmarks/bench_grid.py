@@ -4,7 +4,10 @@ one process with torch's default threads, (c) Ray Tune (`tune.Tuner`, 1 CPU per 
 this project's training function. Prints aggregate training images/s, the ratios, and the
 runner's overhead: per run in all, and apart as the one-time start and the cost per run.
 
-    python benchmarks/bench_grid.py --data-dir ../shared/data [--smoke]
+    python benchmarks/bench_grid.py --data-dir ../shared/data [--smoke] [--baseline CHECKOUT]
+
+`--baseline CHECKOUT`: (a) again with that checkout's fmnist_ray, e.g. a clone at an older
+commit, so before and after share one run of (b) and (c).
 
 `--smoke`: fc, 1 epoch, seed 0, each way as above (checks the code; the numbers mean
 nothing); (c) is skipped, with a line saying so, when Ray Tune is not installed.
@@ -57,7 +60,11 @@ cpus = 1
 """
 
 
-def way_a_fmnist_ray(data_dir: str, work: Path, cpus: int) -> dict:
+def way_a_fmnist_ray(data_dir: str, work: Path, cpus: int, code: str | None = None) -> dict:
+    """`fmnist-ray run` of the grid; `code`: a checkout whose fmnist_ray runs instead (a
+    baseline, e.g. a clone at an older commit)."""
+    work = work / ("a0" if code else "a")
+    work.mkdir()
     exp = work / "bench4.toml"
     exp.write_text(experiment())
     results = work / "results"
@@ -65,7 +72,8 @@ def way_a_fmnist_ray(data_dir: str, work: Path, cpus: int) -> dict:
                "--results", str(results), "--num-cpus", str(cpus)]  # fmt: skip
     launched = datetime.now(UTC)
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
+    env = os.environ | ({"PYTHONPATH": str(Path(code).resolve())} if code else {})
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(done.stdout + done.stderr)
@@ -166,8 +174,10 @@ def in_fresh_process(way: str, data_dir: str, work: Path, smoke: bool) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1]) | {"wall": wall}
 
 
-def print_table(a: dict, b: dict, c: dict | None) -> None:
+def print_table(a: dict, b: dict, c: dict | None, a0: dict | None = None) -> None:
     rows = [("(a) fmnist-ray run", a), ("(b) study loop, sequential", b), ("(c) Ray Tune", c)]
+    if a0 is not None:
+        rows.insert(1, ("(a0) fmnist-ray run, baseline code", a0))
     print("| way | wall s (end to end) | aggregate training images/s | vs (b) |")
     print("|---|---|---|---|")
     for name, result in rows:
@@ -178,23 +188,28 @@ def print_table(a: dict, b: dict, c: dict | None) -> None:
         print(
             f"| {name} | {result['wall']:.1f} | {rate:,.0f} | {b['wall'] / result['wall']:.2f}x |"
         )
-    versus_c = f"{c['wall'] / a['wall']:.2f}x" if c else "- (skipped)"
-    print(f"\n(a)/(b) = {b['wall'] / a['wall']:.2f}x, (a)/(c) = {versus_c}")
-    print(
-        f"runner overhead per run: {a['overhead_per_run']:.1f}s of slot time outside epochs "
-        f"(of which {a['in_task_overhead']:.1f}s inside the run: model build, on tasks data too)"
-    )
-    print(
-        f"apart: one-time start {a['one_time_start']:.1f}s (launch to a slot's first run: "
-        f"interpreter, Ray, data, trainer), cost per run {a['cost_per_run']:.2f}s (outside "
-        f"epochs, the gap before it included), end {a['end']:.1f}s (last run to exit)"
-    )
+    for name, runner in [("a", a)] + ([("a0", a0)] if a0 else []):
+        versus_c = f"{c['wall'] / runner['wall']:.2f}x" if c else "- (skipped)"
+        print(f"\n({name})/(b) = {b['wall'] / runner['wall']:.2f}x, ({name})/(c) = {versus_c}")
+        print(
+            f"runner overhead per run: {runner['overhead_per_run']:.1f}s of slot time outside "
+            f"epochs (of which {runner['in_task_overhead']:.1f}s inside the run: model build, "
+            "on tasks data too)"
+        )
+        print(
+            f"apart: one-time start {runner['one_time_start']:.1f}s (launch to a slot's first "
+            f"run: interpreter, Ray, data, trainer), cost per run {runner['cost_per_run']:.2f}s "
+            f"(outside epochs, the gap before it included), end {runner['end']:.1f}s (last run "
+            "to exit)"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the code only")
+    parser.add_argument("--baseline", help="also run (a) with the fmnist_ray of this checkout "
+                        "(e.g. a clone at an older commit): before and after in one run")  # fmt: skip
     parser.add_argument("--way", choices=["b", "c"], help=argparse.SUPPRESS)  # child process
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -219,13 +234,16 @@ def main() -> None:
         print(f"(b) study loop done in {b['wall']:.1f}s", flush=True)
         a = way_a_fmnist_ray(data_dir, work, cpus)
         print(f"(a) fmnist-ray run done in {a['wall']:.1f}s", flush=True)
+        a0 = way_a_fmnist_ray(data_dir, work, cpus, args.baseline) if args.baseline else None
+        if a0:
+            print(f"(a0) fmnist-ray run of {args.baseline} done in {a0['wall']:.1f}s", flush=True)
         c = in_fresh_process("c", data_dir, work, args.smoke)
         if "skipped" in c:
             print(f"(c) Ray Tune skipped (the `bench` extra installs it): {c['skipped']}\n")
             c = None
         else:
             print(f"(c) Ray Tune done in {c['wall']:.1f}s\n", flush=True)
-    print_table(a, b, c)
+    print_table(a, b, c, a0)
 
 
 if __name__ == "__main__":
