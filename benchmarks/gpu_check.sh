@@ -5,7 +5,11 @@
 #      study's DataLoader loop;
 #   2. two study experiments run with `fmnist-ray run` and its defaults (0.25 GPU per run),
 #      compared run by run with the committed CPU results;
-#   3. fractional packing: the same grid at 1, 0.5, 0.25 and 0.125 GPU per run.
+#   3. fractional packing: the same grid at 1, 0.5, 0.25 and 0.125 GPU per run;
+#   4. issue 14: a 24-run base LeNet-5 grid (seeds 0-23, 2 epochs) through long-lived trainers,
+#      8 per GPU: aggregate training images/s end to end (against one run alone: section 1);
+#   5. issue 14, only with STUDY=1 (minutes): the whole study into an empty root, timed, and
+#      compared seed by seed with the committed CPU study.
 # Usage: bash benchmarks/gpu_check.sh DATA_DIR [WORK_DIR]
 # Exits 1 if any check failed. `python benchmarks/smoke.py gpu_check.sh` dry-runs it without a GPU
 # (every python command parsed with its flags, nothing run).
@@ -39,4 +43,32 @@ done
 
 echo; echo "## 3. fractional packing"
 python3 benchmarks/bench_gpu_packing.py --data-dir "$data" --runs 8 --epochs 2
+
+echo; echo "## 4. 24 base LeNet-5 runs (2 epochs) through trainers, 0.125 GPU each"
+printf 'seeds = [%s]\n[base]\nmodel = "lenet5"\nepochs = 2\n' "$(seq -s ', ' 0 23)" \
+    > "$work/grid24.toml"
+start=$(date +%s.%N)
+python3 -m fmnist_ray run "$work/grid24.toml" --results "$work/grid24" --data-dir "$data" \
+    --gpus-per-run 0.125
+end=$(date +%s.%N)
+python3 -c "
+import sys
+from fmnist_ray.results import find_run_files, read_metadata
+wall = float(sys.argv[2]) - float(sys.argv[1])
+metas = [read_metadata(p) for p in find_run_files([sys.argv[3]])]
+print(f'{len(metas)} runs in {wall:.1f} s end to end: {len(metas) * 2 * 60000 / wall:,.0f} '
+      f'training images/s; {len({m[\"trainer_pid\"] for m in metas})} trainers, '
+      f'steps {sorted({m[\"training_step\"] for m in metas})}')
+" "$start" "$end" "$work/grid24"
+
+if [ "${STUDY:-0}" = 1 ]; then
+    echo; echo "## 5. the whole study into an empty root on one GPU"
+    start=$(date +%s)
+    python3 -m fmnist_ray run experiments/study --results "$work/study" --data-dir "$data"
+    echo "study wall: $(( $(date +%s) - start )) s"
+    for exp in experiments/study/*.toml; do
+        python3 benchmarks/compare_devices.py "results/$(basename "$exp" .toml)" \
+            "$work/study/$(basename "$exp" .toml)"
+    done
+fi
 exit "$failed"

@@ -100,7 +100,8 @@ def run_metadata(
 ) -> dict[str, Any]:
     """A run's metadata, built where it trained, the same shape for `train` and the runner:
     times, host, device and step (from train.RunOutcome `outcome`), versions, the driver's git
-    `commit`, and where Ray placed it (`placement`: ray_node_id, gpu_ids; None outside Ray)."""
+    `commit`, and where Ray placed it (`placement`: ray_node_id, gpu_ids, the trainer's pid and
+    how many runs it had started before this one; None outside Ray)."""
     return {
         "started_at": started_at,
         "ended_at": now_iso(),
@@ -112,6 +113,8 @@ def run_metadata(
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "ray_node_id": None,
         "gpu_ids": [],
+        "trainer_pid": None,
+        "trainer_runs_before": None,
         "git_commit": commit,
         "versions": library_versions() | outcome.versions,
     } | (placement or {})

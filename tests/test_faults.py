@@ -374,7 +374,7 @@ def test_a_node_removed_mid_grid_loses_and_duplicates_nothing(tmp_path, small):
 def test_ctrl_c_writes_runs_that_finished_but_were_not_collected(
     tmp_path, local_ray, small, monkeypatch
 ):
-    local_ray(num_cpus=2)
+    local_ray(num_cpus=3)  # a trainer per run: all three in flight when Ctrl-C lands
     real_wait, calls = ray.wait, []
 
     def wait_then_interrupt(refs, **kwargs):

@@ -296,11 +296,11 @@ def test_the_cli_exits_1_when_a_run_failed(tmp_path, data_dir):
 
 
 def training_workers(driver: int) -> list[int]:
-    """The driver's Ray workers that are running a training task now."""
+    """The driver's Ray workers that are trainers (long-lived actors that train runs)."""
     found = []
     for pid in descendants(driver):
         try:
-            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::_train_task"):
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::Trainer"):
                 found.append(pid)
         except OSError:
             pass

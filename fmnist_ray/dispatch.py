@@ -1,0 +1,256 @@
+"""The driver's side of a grid in flight: a queue of runs per resource shape (longest first), a
+trainer per slot fed one run at a time, each result saved as it lands, a dead trainer replaced
+and its run retried, and the wind-down that keeps finished runs when the grid stops."""
+
+from __future__ import annotations
+
+import re
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import ray
+
+from .collect import DestinationError, save_failure, save_result
+from .config import Resources
+from .metrics import HEADLINE, SECONDS
+from .plan import Plan, PlannedRun
+from .progress import GridProgress
+from .signals import patient
+from .storage import Location
+from .trainer import Trainer, TrainFn, trainer_slots
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """A run this grid trained and saved (`path`: its file in the first experiment)."""
+
+    run: PlannedRun
+    status: str  # ok or diverged
+    final: dict[str, float]  # the last epoch's row
+    seconds: float  # of training, summed over epochs
+    path: Location
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FailedRun:
+    """A run that raised or whose trainer kept dying; its record is at `path`."""
+
+    run: PlannedRun
+    error: str  # the headline of what went wrong
+    path: Location | str
+    attempts: int
+
+
+@dataclass
+class GridOutcome:
+    """What `run_grid` did. Exit code: 128 + the signal when interrupted, 1 when a run failed
+    or could not be written, else 0."""
+
+    total: int
+    skipped: int = 0
+    finished: list[FinishedRun] = field(default_factory=list)
+    failed: list[FailedRun] = field(default_factory=list)
+    lost: list[DestinationError] = field(default_factory=list)  # finished, kept elsewhere
+    cancelled: int = 0
+    signal: int | None = None
+
+    @property
+    def interrupted(self) -> bool:
+        return self.signal is not None
+
+    @property
+    def exit_code(self) -> int:
+        if self.signal is not None:
+            return 128 + self.signal
+        return 1 if self.failed or self.lost else 0
+
+
+@dataclass(frozen=True)
+class Flight:
+    """A run sent to a trainer and not yet collected."""
+
+    run: PlannedRun
+    trainer: Any  # the Trainer actor's handle
+    shape: Resources
+
+
+@dataclass
+class Dispatch:
+    """Runs queued per resource shape, fed to that shape's trainers one at a time."""
+
+    plan: Plan
+    outcome: GridOutcome
+    commit: str | None
+    max_retries: int
+    progress: GridProgress
+    pending: dict[Any, Flight] = field(default_factory=dict)
+    queues: dict[Resources, deque[PlannedRun]] = field(default_factory=dict)
+    deaths: dict[str, int] = field(default_factory=dict)  # run id -> attempts its trainer died in
+    trainers: list[Any] = field(default_factory=list)  # every trainer started, to stop at the end
+    start_args: tuple = ()
+
+    def start(self, todo, resolved, data, board, train_fn: TrainFn | None) -> None:
+        """Queue the runs in the order given (longest first) and start each shape's trainers,
+        as many as its slots and runs allow, each with its first run."""
+        data_ref = ray.put(data)  # once; every trainer reads the same object, no dataset files
+        self.start_args = (data_ref, board, train_fn, self.commit)
+        for run in todo:
+            self.queues.setdefault(resolved[run.resources], deque()).append(run)
+        for shape, queue in self.queues.items():
+            for _ in range(min(trainer_slots(shape), len(queue))):
+                self.feed(self.new_trainer(shape), shape)
+
+    def new_trainer(self, shape: Resources):
+        data_ref, board, train_fn, commit = self.start_args
+        trainer = Trainer.options(num_cpus=shape.cpus, num_gpus=shape.gpus or 0).remote(
+            data_ref, shape.cpus, board, train_fn, commit
+        )
+        self.trainers.append(trainer)
+        return trainer
+
+    def feed(self, trainer, shape: Resources) -> None:
+        """Send `trainer` the next run of its shape, or stop it (freeing its slot) if none."""
+        queue = self.queues[shape]
+        if not queue:
+            ray.kill(trainer)
+            return
+        run = queue.popleft()
+        answer = trainer.train.remote(run.config.model_dump_json())
+        self.pending[answer] = Flight(run, trainer, shape)
+
+    def wait_all(self, board) -> None:
+        while self.pending:
+            ready, _ = ray.wait(list(self.pending), num_returns=1, timeout=1.0)
+            for ref in ready:
+                self.land(ref)
+            board = self.update_progress(board)
+
+    def land(self, ref) -> None:
+        """A trainer answered: retry its run if the trainer died, else give the trainer its next
+        run (so it never waits on the saving) and save this one."""
+        flight = self.pending[ref]
+        if trainer_died(ref):
+            del self.pending[ref]
+            self.retry(flight, ref)
+            return
+        self.feed(flight.trainer, flight.shape)
+        self.collect(ref)
+
+    def retry(self, flight: Flight, ref) -> None:
+        """The trainer died under `flight`'s run (a killed process, a lost node): queue the run
+        first again until it has died max_retries + 1 times; a fresh trainer takes the slot if
+        the cluster still has it (after a lost node, the other trainers take the run)."""
+        run_id, shape = flight.run.run_id, flight.shape
+        self.deaths[run_id] = self.deaths.get(run_id, 0) + 1
+        if self.deaths[run_id] > self.max_retries:
+            self._collect(ref, flight.run)  # records the failure with the trainer's error
+        else:
+            self.queues[shape].appendleft(flight.run)
+        alive = sum(1 for other in self.pending.values() if other.shape == shape)  # 1 run each
+        if self.queues[shape] and alive < trainer_slots(shape):
+            self.feed(self.new_trainer(shape), shape)
+
+    def update_progress(self, board):
+        """Poll the progress actor; if it died, go on without live epochs (never stop)."""
+        if board is None:
+            return None
+        try:
+            self.progress.update(*ray.get(board.snapshot.remote(), timeout=10))
+            return board
+        except ray.exceptions.RayError:
+            print("warning: progress actor lost; runs go on, epochs are no longer shown",
+                  file=self.progress.stream)  # fmt: skip
+            return None
+
+    def wind_down(self, stream: TextIO, why: str) -> None:
+        """Save every run that has finished (collected or not), cancel the rest (in flight or
+        queued). Further signals meanwhile only say that saving is under way."""
+
+        def say() -> None:
+            print(f"{why}: saving finished runs first, then stopping", file=stream, flush=True)
+
+        with patient(say):
+            refs = list(self.pending)
+            ready = ray.wait(refs, num_returns=len(refs), timeout=0)[0] if refs else []
+            for ref in ready:
+                if trainer_died(ref):
+                    continue  # its run did not finish: cancelled below
+                try:
+                    self.collect(ref)
+                except DestinationError as error:
+                    self.outcome.lost.append(error)
+            queued = sum(len(queue) for queue in self.queues.values())
+            self.outcome.cancelled = len(self.pending) + queued
+            for queue in self.queues.values():
+                queue.clear()
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop every trainer (a run still in one is abandoned)."""
+        for trainer in self.trainers:
+            ray.kill(trainer)
+        self.trainers.clear()
+
+    def collect(self, ref) -> None:
+        """Save one finished run (or record its failure) the moment it lands. A signal while
+        it is saved leaves it pending, so the wind-down saves it (a write is whole or absent)."""
+        flight = self.pending.pop(ref)
+        try:
+            self._collect(ref, flight.run)
+        except KeyboardInterrupt:
+            self.pending[ref] = flight
+            raise
+
+    def _collect(self, ref, run: PlannedRun) -> None:
+        try:
+            result = ray.get(ref)
+        except ray.exceptions.RayError as error:
+            cause = getattr(error, "cause", None)
+            message = f"{type(cause or error).__name__}: {cause or error}".strip()
+            # RayTaskError's text is the remote traceback, coloured for terminals: keep it plain.
+            remote = isinstance(error, ray.exceptions.RayTaskError)
+            attempts = 1 if remote else self.deaths.get(run.run_id, 1)  # raised: never retried
+            self.failed(run, message.splitlines()[0], ANSI.sub("", str(error)) if remote
+                        else message, attempts)  # fmt: skip
+            return
+        except Exception:  # a result we cannot even read is one run's problem, not the grid's
+            detail = traceback.format_exc()
+            self.failed(run, detail.splitlines()[-1], detail, 1)
+            return
+        self.saved(run, result)
+
+    def saved(self, run: PlannedRun, result) -> None:
+        """Write a finished run and say so."""
+        path = save_result(run, self.plan, result)
+        final = result.history[-1]
+        seconds = sum(row[SECONDS.name] for row in result.history)
+        meta = result.metadata
+        where = f"node {meta['host']}" + (
+            f" gpu {','.join(meta['gpu_ids'])}" if meta["gpu_ids"] else ""
+        )
+        status = "" if result.status == "ok" else f"  {result.status.upper()}"
+        shown = HEADLINE.show(final[HEADLINE.name])
+        self.progress.finished(run.run_id, f"{shown}  {seconds:.0f}s  {where}{status}")
+        self.outcome.finished.append(FinishedRun(run, result.status, final, seconds, path, meta))
+
+    def failed(self, run: PlannedRun, headline: str, detail: str, attempts: int) -> None:
+        path = save_failure(run, self.plan, detail, self.commit, attempts)
+        self.outcome.failed.append(FailedRun(run, headline, path, attempts))
+        self.progress.failed(run.run_id, f"{headline[:120]}  -> {path}")
+
+
+def trainer_died(ref) -> bool:
+    """Whether the (ready) answer `ref` says its trainer process died, not that training
+    raised: the run did not finish and may be tried again."""
+    try:
+        ray.get(ref, timeout=0)
+    except ray.exceptions.RayActorError:
+        return True
+    except Exception:
+        return False
+    return False

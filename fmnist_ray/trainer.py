@@ -1,0 +1,92 @@
+"""The long-lived trainer: a Ray actor per slot (a run's CPUs and GPU share) that receives the
+dataset once, keeps torch and the data on its device, and trains the runs the driver sends it
+one after another; an exception fails that one run, never the trainer."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import ray
+
+from .config import Resources, RunConfig
+from .data import FashionMNIST
+from .metrics import EPOCH
+from .results import RunResult, now_iso, run_metadata
+
+TrainFn = Callable[..., Any]  # train.train_run's signature; tests inject failing ones
+
+
+@ray.remote(num_cpus=0)
+class ProgressBoard:
+    """Trainers report here when a run starts and after each epoch; the driver polls it."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, float] = {}
+        self.epochs: dict[str, int] = {}
+
+    def start(self, run_id: str) -> None:
+        self.started[run_id] = time.time()
+
+    def epoch(self, run_id: str, epoch: int) -> None:
+        self.epochs[run_id] = epoch
+
+    def snapshot(self) -> tuple[dict[str, float], dict[str, int]]:
+        return self.started, self.epochs
+
+
+@ray.remote(max_restarts=0)
+class Trainer:
+    """One slot's process: torch initialised and the dataset on its device once, then
+    `train(config)` per run. `commit` is the driver's (a worker's copy of the code has no git
+    checkout)."""
+
+    def __init__(
+        self, data: FashionMNIST, cpus: float, board, train_fn: TrainFn | None, commit: str | None
+    ):
+        import torch  # here, not at the top: the driver and the progress actor never need torch
+
+        from .data import DeviceData
+
+        if train_fn is None:
+            from .train import train_run as train_fn
+        torch.set_num_threads(max(1, int(cpus)))
+        self.gpu_ids = [str(g) for g in ray.get_gpu_ids()]
+        self.device = "cuda" if self.gpu_ids and torch.cuda.is_available() else "cpu"
+        self.data = DeviceData(data, torch.device(self.device))  # once, for every run
+        self.board, self.train_fn, self.commit = board, train_fn, commit
+        self.runs_before = 0  # runs this process started before the current one
+
+    def train(self, cfg_json: str) -> RunResult:
+        """Train one run here: its history, status and metadata (with where, and after how many
+        other runs in this process, it trained)."""
+        cfg = RunConfig.model_validate_json(cfg_json)
+        runs_before, self.runs_before = self.runs_before, self.runs_before + 1
+        self.board.start.remote(cfg.run_id)
+        started_at = now_iso()
+        outcome = self.train_fn(
+            cfg, self.data, self.device,
+            on_epoch=lambda row: self.board.epoch.remote(cfg.run_id, row[EPOCH]),
+        )  # fmt: skip
+        placement = {
+            "ray_node_id": ray.get_runtime_context().get_node_id(),
+            "gpu_ids": self.gpu_ids,
+            "trainer_pid": os.getpid(),
+            "trainer_runs_before": runs_before,
+        }
+        metadata = run_metadata(outcome, started_at, self.commit, placement)
+        return RunResult(outcome.history, outcome.status, metadata)
+
+
+def trainer_slots(shape: Resources) -> int:
+    """How many trainers of `shape` the live cluster holds at once (each keeps its resources)."""
+    total = 0
+    for node in (n["Resources"] for n in ray.nodes() if n.get("Alive")):
+        fits = [math.floor(node.get("CPU", 0.0) / shape.cpus + 1e-9)]
+        if shape.gpus:
+            fits.append(math.floor(node.get("GPU", 0.0) / shape.gpus + 1e-9))
+        total += min(fits)
+    return max(total, 1)
