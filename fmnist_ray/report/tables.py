@@ -267,7 +267,7 @@ def _reference_blocks(reports: list[ExperimentReport], source: str, refs: list[R
 
 
 def reference_line(check: ReferenceCheck) -> str:
-    """'lr=0.0128, test_acc: reference 81.36 outside our 95% PI [84.10, 86.20] (mean 85.15, n=3)'"""
+    """'lr=0.0128, <metric>: reference 81.36 outside our 95% PI [84.10, 86.20] (mean 85.15, n=3)'"""
     metric, ours = check.reference.metric, check.ours
     pi = metric_interval(metric, ours.pi_low, ours.pi_high)
     return (
