@@ -42,8 +42,8 @@ RUN_STATUSES = ("ok", "diverged")  # of a finished run
 
 # Config fields as columns, typed from RunConfig's declarations (a tuple as "c1,c2,c3": groupable;
 # the exact value is in the metadata).
-ARROW_TYPES = {str: pa.string(), bool: pa.bool_(), int: pa.int64(), float: pa.float64()}
-ARROW_TYPES[tuple] = pa.string()
+ARROW_TYPES = {str: pa.string(), bool: pa.bool_(), int: pa.int64(), float: pa.float64(),
+               tuple: pa.string()}  # fmt: skip
 CONFIG_COLUMNS = pa.schema([(name, ARROW_TYPES[value_type(name)]) for name in CONFIG_FIELDS])
 # epoch, then every metric of the vocabulary (fmnist_ray.metrics), in its order.
 METRIC_COLUMNS = pa.schema([(EPOCH, pa.int64())] + [(name, pa.float64()) for name in NAMES])
@@ -293,7 +293,7 @@ def read_valid_runs(files: Iterable[Location]) -> tuple[pa.Table, list[tuple[Loc
     tables, invalid = [], []
     for path in files:
         try:
-            tables.append(check_run(path).cast(SCHEMA))
+            tables.append(check_run(path))  # already SCHEMA's columns
         except InvalidResult as error:
             invalid.append((path, str(error)))
     table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
