@@ -7,9 +7,10 @@ import signal
 from typing import Any
 
 from .config import DEFAULT_GPUS_PER_RUN, SEED_FIELD, format_value
+from .devices import describe_devices, mixed_warning
 from .grid import Experiment
 from .metrics import HEADLINE
-from .plan import Plan, PlannedRun, label
+from .plan import Plan, PlannedRun, label, run_devices
 from .progress import clock
 from .words import plural
 
@@ -49,16 +50,20 @@ def _runs_of(plan: Plan, exp: Experiment) -> list[PlannedRun]:
 def plan_overview(plan: Plan, slots: int) -> str:
     """One row per experiment, the unique and done counts, and the wall-time estimate."""
     rows = []
+    devices = {exp.name: run_devices(plan, exp) for exp in plan.experiments}  # of the done runs
     for exp in plan.experiments:
         shared = sum(len(run.experiments) > 1 for run in _runs_of(plan, exp))
         counts = _counts(plan, exp)
-        rows.append([exp.name, len(exp.runs), shared, *counts.values(), ", ".join(exp.axes) or "-"])
+        ran_on = describe_devices(devices[exp.name])
+        rows.append([exp.name, len(exp.runs), shared, *counts.values(), ran_on,
+                     ", ".join(exp.axes) or "-"])  # fmt: skip
     unique, corrupt = plan.runs, len(plan.corrupt)
     done, failed = sum(run.done for run in unique), sum(run.failed for run in unique)
     wall, bound = plan.wall_seconds(slots)
     work = sum(run.seconds for run in plan.todo)
     lines = [
-        format_table(["experiment", "runs", "shared", *PLAN_STATUSES, "varies"], rows),
+        format_table(["experiment", "runs", "shared", *PLAN_STATUSES, "ran on", "varies"], rows),
+        *mixed_lines(devices),
         "",
         f"{plural(len(plan.experiments), 'experiment')}: {plan.planned} planned runs, "
         f"{len(unique)} unique ({plan.planned - len(unique)} shared by several experiments "
@@ -75,6 +80,12 @@ def plan_overview(plan: Plan, slots: int) -> str:
         f"results: {plan.root}",
     ]
     return "\n".join(lines)
+
+
+def mixed_lines(devices: dict[str, list[str]]) -> list[str]:
+    """A warning per experiment whose done runs mix CPU and GPU runs (`devices`: by name)."""
+    warnings = [mixed_warning(name, labels) for name, labels in devices.items()]
+    return ["", *(f"warning: {line}" for line in warnings if line)] if any(warnings) else []
 
 
 def run_table(plan: Plan, exp: Experiment) -> str:
@@ -97,6 +108,7 @@ def run_table(plan: Plan, exp: Experiment) -> str:
         f"{len(exp.runs)} runs: {shown}; seeds {', '.join(map(str, exp.seeds))}; "
         f"varies: {', '.join(exp.axes) or 'nothing but the seed'}",
         f"resources per run: {exp.resources.cpus:g} CPU, GPU {gpu_text}",
+        f"done runs ran on: {describe_devices(run_devices(plan, exp))}",
         "",
         format_table(["run_id", *fields, "status", "estimate"], rows),
     ])  # fmt: skip

@@ -9,8 +9,17 @@ from pathlib import Path
 
 from .config import SEED_FIELD, Resources, RunConfig, format_value
 from .cost import estimate_seconds, lower_bound, makespan
+from .devices import device_label
 from .grid import Experiment
-from .results import FAILURES_DIR, RUNS_DIR, place_run, quarantine, scan_results
+from .results import (
+    FAILURES_DIR,
+    RUNS_DIR,
+    place_run,
+    quarantine,
+    read_metadata,
+    run_path,
+    scan_results,
+)
 from .storage import Location, locate
 
 
@@ -136,6 +145,20 @@ def prepare(plan: Plan) -> list[str]:
     if filed:
         lines.append(f"filed {filed} existing results into the other experiments that hold them")
     return lines
+
+
+def run_devices(plan: Plan, experiment: Experiment) -> list[str]:
+    """Where each done run of `experiment` trained (devices.device_label), from its result's
+    metadata: the copy in the experiment's folder, else the one found elsewhere."""
+    by_id = {run.run_id: run for run in plan.runs}
+    labels = []
+    for run in (by_id[run_id] for run_id in dict.fromkeys(c.run_id for c in experiment.runs)):
+        if run.source is None:
+            continue
+        own = experiment.name in run.done_in
+        path = run_path(plan.folder(experiment.name), run.run_id) if own else run.source
+        labels.append(device_label(read_metadata(path)))
+    return labels
 
 
 def label(plan: Plan, run: PlannedRun) -> str:

@@ -99,7 +99,8 @@ def run_metadata(
     outcome: Any, started_at: str, commit: str | None, placement: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """A run's metadata, built where it trained, the same shape for `train` and the runner:
-    times, host, device and step (from train.RunOutcome `outcome`), versions, the driver's git
+    times, host, device, step and what shared its process (from train.RunOutcome `outcome`:
+    `runs_at_once`, `fused_with`; files written before these lack them), versions, the driver's git
     `commit`, and where Ray placed it (`placement`: ray_node_id, gpu_ids, the trainer's pid and
     how many runs it had started before this one; None outside Ray)."""
     return {
@@ -110,6 +111,8 @@ def run_metadata(
         "device_name": outcome.device_name,
         "training_step": outcome.step,
         "torch_threads": outcome.torch_threads,
+        "runs_at_once": outcome.runs_at_once,
+        "fused_with": outcome.fused_with,
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "ray_node_id": None,
         "gpu_ids": [],
@@ -288,14 +291,21 @@ def quarantine(path: Location) -> Location:
     return target
 
 
-def read_valid_runs(files: Iterable[Location]) -> tuple[pa.Table, list[tuple[Location, str]]]:
-    """The valid runs among `files` as one table, and the invalid ones with why."""
+def read_valid_runs(
+    files: Iterable[Location], metadata: dict[str, dict[str, Any]] | None = None
+) -> tuple[pa.Table, list[tuple[Location, str]]]:
+    """The valid runs among `files` as one table, and the invalid ones with why. `metadata`,
+    when given, gets each valid file's run metadata by its path (read with the file)."""
     tables, invalid = [], []
     for path in files:
         try:
             tables.append(check_run(path))  # already SCHEMA's columns
         except InvalidResult as error:
             invalid.append((path, str(error)))
+            continue
+        if metadata is not None:
+            stored = tables[-1].schema.metadata or {}
+            metadata[path.path] = json.loads(stored.get(METADATA_KEY, b"{}"))
     table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
     return table.replace_schema_metadata(None), invalid
 

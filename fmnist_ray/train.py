@@ -34,6 +34,8 @@ class RunOutcome:
     step: str = "eager"  # or "cuda_graph" (fmnist_ray.steps)
     device_name: str = ""  # the GPU's name, or the CPU's as the platform reports it
     torch_threads: int = 1
+    runs_at_once: int = 1  # runs training in this run's process at the same time, itself included
+    fused_with: int = 0  # other runs trained with it as one stacked model
     # Plain strings: torch's TorchVersion would make a Ray driver import torch to unpickle it.
     versions: dict[str, str | None] = field(default_factory=dict)  # torch, cuda
 

@@ -139,6 +139,8 @@ def make_report(
     (out_dir / "index.html").write_text(render_html("fmnist-ray report", blocks), encoding="utf-8")
     if given is not None:
         notes.append(_reference_notes(reports, *given))
+    # After the index: the pages show these as warnings, the command line prints them as notes.
+    notes += [f"warning: {report.device_warning}" for report in reports if report.device_warning]
     experiments = {report.name: report for report in reports}
     return ReportResult(
         out_dir,

@@ -15,6 +15,7 @@ import pyarrow as pa
 from pyarrow.fs import FileType
 
 from ..config import CONFIG_FIELDS
+from ..devices import UNKNOWN, device_label
 from ..grid import Experiment, load_experiment
 from ..metrics import EPOCH, NAMES
 from ..results import (
@@ -57,6 +58,7 @@ class _Tree:
     skipped: list[Location]  # train/ folders left out
     invalid: list[tuple[Location, str]]  # run files that do not read back as a run, and why
     bad_failures: dict[str, list[str]]  # folder -> failure files that do not parse, and why
+    devices: dict[tuple[str, str], str]  # (experiment, run id) -> where it trained
 
 
 def _experiment_folder(path: Location) -> Location:
@@ -122,12 +124,15 @@ def _read_tree(paths: list[Location]) -> _Tree:
             unreadable[key] = why
     bad_failures: dict[str, list[str]] = {key: [] for key in folders}
     failures = {key: read_failures(folder, bad_failures[key]) for key, folder in folders.items()}
-    table, invalid = read_valid_runs(run_files)
+    metadata: dict[str, dict[str, Any]] = {}
+    table, invalid = read_valid_runs(run_files, metadata)
     bad = {path.path for path, _ in invalid}
     run_files = [file for file in run_files if file.path not in bad]
+    devices = {(m.get("experiment"), m.get("run_id")): device_label(m) for m in metadata.values()}
     return _Tree(
-        run_files, table, folders, failures, experiments, unreadable, skipped, invalid, bad_failures
-    )
+        run_files, table, folders, failures, experiments, unreadable, skipped, invalid,
+        bad_failures, devices,
+    )  # fmt: skip
 
 
 def read_reference(path: Path) -> str:
@@ -138,8 +143,11 @@ def read_reference(path: Path) -> str:
     return path.read_text(encoding="utf-8")
 
 
-def runs_from_table(table: pa.Table) -> list[Run]:
-    """Split a results table into runs, epochs in order (a run read twice counts once)."""
+def runs_from_table(
+    table: pa.Table, devices: dict[tuple[str, str], str] | None = None
+) -> list[Run]:
+    """Split a results table into runs, epochs in order (a run read twice counts once);
+    `devices`: where each (experiment, run id) trained (unknown when absent)."""
     rows: dict[tuple[str, str], dict[int, dict]] = defaultdict(dict)
     for row in table.to_pylist():
         rows[(row["experiment"], row["run_id"])][row[EPOCH]] = row
@@ -150,7 +158,8 @@ def runs_from_table(table: pa.Table) -> list[Run]:
         metrics = {m: np.array([r[m] for r in ordered], dtype=float) for m in NAMES}
         config = {name: first[name] for name in CONFIG_FIELDS}
         epochs = np.array(sorted(by_epoch))
-        runs.append(Run(experiment, run_id, first["status"], config, epochs, metrics))
+        device = (devices or {}).get((experiment, run_id), UNKNOWN)
+        runs.append(Run(experiment, run_id, first["status"], config, epochs, metrics, device))
     return runs
 
 
@@ -195,7 +204,7 @@ def load_tree(paths: list[str | Path]) -> tuple[list[ExperimentFiles], list[Run]
             f"no results under {', '.join(map(str, paths))}: found no runs/*.parquet or "
             "failures/*.json; run an experiment first, or pass its results folder (results/NAME)"
         )
-    all_runs = runs_from_table(tree.table)
+    all_runs = runs_from_table(tree.table, tree.devices)
     names = _folder_names(tree, all_runs)
     invalid_by_folder: dict[str, list[str]] = defaultdict(list)
     for path, why in tree.invalid:

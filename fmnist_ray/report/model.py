@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..config import SEED_FIELD
+from ..devices import UNKNOWN, mixed_warning
 from ..metrics import FIT, HEADLINE
 
 EXPERIMENT_FILE = "experiment.toml"  # the copy of the experiment file beside its runs/
@@ -135,6 +136,7 @@ class Run:
     config: dict[str, Any]  # config columns (channels as 'c1,c2,c3'), seed included
     epochs: np.ndarray
     metrics: dict[str, np.ndarray]
+    device: str = UNKNOWN  # where it trained (devices.device_label): `cpu`, a GPU's name
 
     @property
     def seed(self) -> int:
@@ -249,6 +251,17 @@ class ExperimentReport:
     def shown_arms(self) -> list[Arm]:
         """The rows of the summary table: a borrowed base case first, then the arms."""
         return ([self.base] if self.base_borrowed else []) + self.arms
+
+    def devices(self, borrowed: bool = False) -> list[str]:
+        """The device of each finished run of its arms, or (`borrowed`) of a borrowed base case."""
+        arms = ([self.base] if self.base_borrowed else []) if borrowed else self.arms
+        return [run.device for arm in arms for run in [*arm.runs, *arm.diverged]]
+
+    @property
+    def device_warning(self) -> str | None:
+        """Why comparing its arms is unsafe when they mix CPU and GPU runs (the base case's
+        included), else None."""
+        return mixed_warning(self.name, self.devices() + self.devices(borrowed=True))
 
     @property
     def diverged(self) -> list[tuple[Arm, Run]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..devices import describe_devices
 from ..metrics import FIT, HEADLINE, LOSSES
 from ..words import error_headline
 from .arms import describe_config
@@ -190,12 +191,14 @@ def summary_blocks(report: ExperimentReport, figures: tuple[str, ...] = FIGURES)
         ("description", report.description or DASH),
         ("axes", ", ".join(report.axes) or "none (one configuration)"),
         ("runs", report.completeness.describe()),
+        ("devices", devices_text(report)),
         ("base case", _base_fact(report)),
     ]
     blocks: list[Block] = [
         Heading(f"Experiment {report.name}", 1),
         Paragraph(Link("← all experiments", "../index", page=True)),
         Facts(facts + verdict_lines(report)),
+        *device_blocks([report]),
         arm_table(report),
         *unadjusted_blocks(report),
         Paragraph(METHODS),
@@ -212,6 +215,22 @@ def summary_blocks(report: ExperimentReport, figures: tuple[str, ...] = FIGURES)
     if report.notes:
         blocks += [Heading("Notes"), Bullets(list(report.notes))]
     return blocks
+
+
+def devices_text(report: ExperimentReport) -> str:
+    """'cpu: 24; base case: cpu: 3': where its runs trained, and a borrowed base case's."""
+    text = describe_devices(report.devices())
+    if report.base_borrowed:
+        text += f"; base case: {describe_devices(report.devices(borrowed=True))}"
+    return text
+
+
+def device_blocks(reports: list[ExperimentReport]) -> list[Block]:
+    """A warning for each experiment whose arms mix CPU and GPU runs (none: no blocks)."""
+    warnings = [report.device_warning for report in reports if report.device_warning]
+    if not warnings:
+        return []
+    return [Heading("Warning: CPU and GPU runs compared"), Bullets(list(warnings))]
 
 
 def _top_cells(report: ExperimentReport) -> list[Inline]:
@@ -231,7 +250,7 @@ def _top_cells(report: ExperimentReport) -> list[Inline]:
 def _index_row(report: ExperimentReport, folder: str) -> Row:
     cells: list[Inline] = [Link(report.name, f"{folder}/summary", page=True)]
     state, sep, detail = report.completeness.describe().partition(" (")
-    cells += [(Nowrap(state), sep + detail)]
+    cells += [(Nowrap(state), sep + detail), devices_text(report)]
     cells += [metric_text(HEADLINE.name, report.base.headline.mean) if report.base else DASH]
     cells += [short_verdict(report), *_top_cells(report)]
     links = [Link(name, f"{folder}/{name}.png") for name in FIGURES]
@@ -286,6 +305,7 @@ def index_blocks(
     """index.md/.html: the overview figure, one row per experiment, references outside our
     prediction intervals, methods and notes."""
     columns = [Column("experiment", text=True), Column("runs", text=True, wrap=True)]
+    columns += [Column("devices", text=True)]
     columns += [Column("base case (%)"), Column("verdict vs base", text=True, wrap=True)]
     columns += [Column("top arm", text=True, wrap=True), Column("test acc (%)")]
     columns += [Column("Δ vs base (pp)")]
@@ -294,6 +314,7 @@ def index_blocks(
     blocks: list[Block] = [
         Heading("Report: all experiments", 1),
         Table(columns, rows),
+        *device_blocks(reports),
         Figure(f"{OVERVIEW}.png", f"{OVERVIEW}.svg", "final test accuracy of every experiment"),
         Paragraph(METHODS),
         *study_blocks(reports, folders),
