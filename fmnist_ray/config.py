@@ -237,7 +237,7 @@ class RunConfig(BaseModel):
         return " ".join(parts)
 
 
-DEFAULT_GPUS_PER_RUN = 0.25  # small models: four runs share one GPU unless told otherwise
+DEFAULT_GPUS_PER_RUN = 0.25  # the share where GPU memory is not measured; 1/this caps runs per GPU
 DEFAULT_RETRIES = 2  # Ray's retries of a run whose worker or node died
 
 

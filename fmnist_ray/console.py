@@ -6,12 +6,13 @@ from __future__ import annotations
 import signal
 from typing import Any
 
-from .config import DEFAULT_GPUS_PER_RUN, SEED_FIELD, format_value
+from .config import SEED_FIELD, format_value
 from .devices import describe_devices, mixed_warning
 from .grid import Experiment
 from .metrics import HEADLINE
 from .plan import Plan, PlannedRun, label, run_devices
 from .progress import clock
+from .sizing import MOST_RUNS_PER_GPU
 from .words import plural
 
 PLAN_STATUSES = ("done", "to file", "pending", "failed", "corrupt")  # a run, from one folder
@@ -100,7 +101,10 @@ def run_table(plan: Plan, exp: Experiment) -> str:
     shown = ", ".join(f"{n} {name}" for name, n in counts.items()
                       if n or name not in ("to file", "corrupt"))  # fmt: skip
     gpus = exp.resources.gpus
-    auto = f"auto ({DEFAULT_GPUS_PER_RUN:g} when the cluster has GPUs, else 0)"
+    auto = (
+        f"auto (with GPUs: as many runs per GPU as measured memory holds, at most "
+        f"{MOST_RUNS_PER_GPU}; else 0)"
+    )
     gpu_text = f"{gpus:g}" if gpus is not None else auto
     return "\n".join([
         "",

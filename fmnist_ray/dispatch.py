@@ -18,6 +18,7 @@ from .metrics import HEADLINE, SECONDS
 from .plan import Plan, PlannedRun
 from .progress import GridProgress
 from .signals import patient
+from .sizing import OutOfDeviceMemory
 from .storage import Location
 from .trainer import Trainer, TrainFn, trainer_slots
 
@@ -139,7 +140,21 @@ class Dispatch:
             self.retry(flight, ref)
             return
         self.feed(flight.trainer, flight.shape)
+        if 0 < flight.shape.gpus < 1 and out_of_memory(ref):
+            del self.pending[ref]
+            self.retry_alone(flight)
+            return
         self.collect(ref)
+
+    def retry_alone(self, flight: Flight) -> None:
+        """A run that ran out of GPU memory beside others: queue it for a whole GPU (a trainer
+        of that shape starts once one is free); not a failure, unless it runs out alone too."""
+        alone = Resources(gpus=1.0, cpus=flight.shape.cpus)
+        print(f"{flight.run.run_id}: out of GPU memory with {flight.shape.gpus:g} GPU; retried "
+              "alone on a whole GPU", file=self.progress.stream)  # fmt: skip
+        self.queues.setdefault(alone, deque()).append(flight.run)
+        if not any(other.shape == alone for other in self.pending.values()):
+            self.feed(self.new_trainer(alone), alone)
 
     def retry(self, flight: Flight, ref) -> None:
         """The trainer died under `flight`'s run (a killed process, a lost node): queue the run
@@ -242,6 +257,17 @@ class Dispatch:
         path = save_failure(run, self.plan, detail, self.commit, attempts)
         self.outcome.failed.append(FailedRun(run, headline, path, attempts))
         self.progress.failed(run.run_id, f"{headline[:120]}  -> {path}")
+
+
+def out_of_memory(ref) -> bool:
+    """Whether the (ready) answer `ref` says its run ran out of GPU memory."""
+    try:
+        ray.get(ref, timeout=0)
+    except ray.exceptions.RayTaskError as error:
+        return isinstance(getattr(error, "cause", None), OutOfDeviceMemory)
+    except Exception:
+        return False
+    return False
 
 
 def trainer_died(ref) -> bool:

@@ -14,7 +14,6 @@ import typer
 
 from .config import (
     CONFIG_FIELDS,
-    DEFAULT_GPUS_PER_RUN,
     ConfigError,
     RunConfig,
     allowed_values,
@@ -23,6 +22,7 @@ from .config import (
     value_type,
 )
 from .metrics import DEFAULT_EFFECT, HEADLINE
+from .sizing import MOST_RUNS_PER_GPU
 
 DataDir = Annotated[
     Path | None,
@@ -60,8 +60,9 @@ RayAddress = Annotated[
 GpusPerRun = Annotated[
     float | None,
     typer.Option(
-        help=f"GPUs per run; fractions pack runs (0.25 = 4 per GPU). Default: "
-        f"the file's resources table, else {DEFAULT_GPUS_PER_RUN:g} with GPUs, 0 without."
+        help="GPUs per run; fractions pack runs (0.25 = 4 per GPU). Default: the file's "
+        "resources table, else, with GPUs, as many runs per GPU as measured memory holds (at "
+        f"most {MOST_RUNS_PER_GPU}), 0 without."
     ),
 ]
 CpusPerRun = Annotated[

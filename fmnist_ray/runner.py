@@ -23,12 +23,15 @@ from .config import DEFAULT_GPUS_PER_RUN, DEFAULT_RETRIES, ConfigError, Resource
 from .data import FashionMNIST
 from .dispatch import Dispatch, FailedRun, FinishedRun, GridOutcome
 from .grid import Experiment
-from .plan import Plan, label
+from .plan import Plan, PlannedRun, label
 from .progress import GridProgress
 from .results import git_commit, library_versions, now_iso
 from .signals import interruptible, signal_of
+from .sizing import describe, gpu_share, runs_per_gpu
 from .storage import Location
-from .trainer import ProgressBoard, TrainFn
+from .trainer import ProgressBoard, TrainFn, measure_gpu
+
+PROBE_SECONDS = 600  # for the memory probe to get a whole GPU and train its runs one epoch each
 
 __all__ = ["FailedRun", "FinishedRun", "GridOutcome", "connect", "run_grid", "shutdown"]
 
@@ -117,6 +120,36 @@ def resolve_resources(requested: Resources) -> Resources:
     return Resources(gpus=gpus, cpus=requested.cpus)
 
 
+def size_from_memory(
+    resolved: dict[Resources, Resources], todo: list[PlannedRun], data: FashionMNIST, stream
+) -> dict[Resources, Resources]:
+    """Where no GPU share was asked for and the cluster has GPUs, the share from measured memory
+    (sizing.runs_per_gpu): a probe trains the shape's largest runs alone on a whole GPU. No CUDA
+    behind Ray's GPUs: the default share. A probe that fails or finds no free GPU: a whole GPU
+    per run, which cannot run out of memory by sharing."""
+    unsized = [shape for shape, got in resolved.items() if shape.gpus is None and got.gpus]
+    if not unsized:
+        return resolved
+    data_ref = ray.put(data)
+    for shape in unsized:
+        configs = [run.config for run in todo if run.resources == shape]
+        try:
+            memory = measure_gpu(configs, data_ref, shape.cpus, PROBE_SECONDS)
+        except ray.exceptions.RayError as error:
+            print(f"warning: GPU memory probe failed ({type(error).__name__}); one run per GPU",
+                  file=stream)  # fmt: skip
+            resolved[shape] = Resources(gpus=1.0, cpus=shape.cpus)
+            continue
+        if memory is None:
+            print(f"GPU memory: no CUDA device behind Ray's GPUs; {DEFAULT_GPUS_PER_RUN:g} GPU "
+                  "per run", file=stream)  # fmt: skip
+            continue
+        runs = runs_per_gpu(memory)
+        print(describe(memory, runs), file=stream)
+        resolved[shape] = Resources(gpus=gpu_share(runs), cpus=shape.cpus)
+    return resolved
+
+
 def write_manifest(
     experiment: Experiment, folder: Location, plan: Plan, resources: Resources
 ) -> None:
@@ -161,6 +194,7 @@ def run_grid(
     if not todo:
         return outcome
     resolved = {res: resolve_resources(res) for res in {run.resources for run in todo}}
+    resolved = size_from_memory(resolved, todo, data, stream)
     for exp in plan.experiments:
         requested = plan.resources[exp.name]
         write_manifest(exp, plan.folder(exp.name), plan, resolved.get(requested, requested))

@@ -16,6 +16,7 @@ from .config import Resources, RunConfig
 from .data import FashionMNIST
 from .metrics import EPOCH
 from .results import RunResult, now_iso, run_metadata
+from .sizing import GpuMemory, OutOfDeviceMemory, probe_configs
 
 TrainFn = Callable[..., Any]  # train.train_run's signature; tests inject failing ones
 
@@ -67,10 +68,7 @@ class Trainer:
         runs_before, self.runs_before = self.runs_before, self.runs_before + 1
         self.board.start.remote(cfg.run_id)
         started_at = now_iso()
-        outcome = self.train_fn(
-            cfg, self.data, self.device,
-            on_epoch=lambda row: self.board.epoch.remote(cfg.run_id, row[EPOCH]),
-        )  # fmt: skip
+        outcome = self._train(cfg)
         placement = {
             "ray_node_id": ray.get_runtime_context().get_node_id(),
             "gpu_ids": self.gpu_ids,
@@ -79,6 +77,52 @@ class Trainer:
         }
         metadata = run_metadata(outcome, started_at, self.commit, placement)
         return RunResult(outcome.history, outcome.status, metadata)
+
+    def _train(self, cfg: RunConfig):
+        """train_fn on this trainer's data; out of GPU memory, the run's memory is released and
+        OutOfDeviceMemory raised (the driver retries the run alone)."""
+        import torch
+
+        try:
+            return self.train_fn(
+                cfg, self.data, self.device,
+                on_epoch=lambda row: self.board.epoch.remote(cfg.run_id, row[EPOCH]),
+            )  # fmt: skip
+        except torch.cuda.OutOfMemoryError as error:
+            if self.device == "cuda":
+                torch.cuda.empty_cache()
+            # `from None`: a torch exception in the chain would make the driver import torch.
+            raise OutOfDeviceMemory(str(error).splitlines()[0]) from None
+
+    def measure_memory(self, cfg_jsons: list[str]) -> dict[str, Any] | None:
+        """Train each config here (one epoch each: `sizing.probe_configs`) and return what the
+        GPU has and what this process took (sizing.GpuMemory's fields); None on the CPU."""
+        import torch
+
+        if self.device != "cuda":
+            return None
+        free, total = torch.cuda.mem_get_info()
+        held = torch.cuda.memory_reserved()
+        torch.cuda.reset_peak_memory_stats()
+        for cfg_json in cfg_jsons:
+            self.train_fn(RunConfig.model_validate_json(cfg_json), self.data, self.device)
+        peak = torch.cuda.max_memory_reserved()
+        return dict(total=total, free=free, held=held, peak=peak, name=torch.cuda.get_device_name())
+
+
+def measure_gpu(
+    configs: list[RunConfig], data_ref, cpus: float, timeout: float
+) -> GpuMemory | None:
+    """Memory of the largest of `configs` trained alone on a whole GPU, by a probe trainer
+    stopped afterwards; None when Ray's GPU has no CUDA device behind it (logical GPUs).
+    Raises ray's errors (GetTimeoutError: no whole GPU came free in `timeout` seconds)."""
+    probe = Trainer.options(num_cpus=cpus, num_gpus=1).remote(data_ref, cpus, None, None, None)
+    try:
+        jsons = [cfg.model_dump_json() for cfg in probe_configs(configs)]
+        measured = ray.get(probe.measure_memory.remote(jsons), timeout=timeout)
+    finally:
+        ray.kill(probe)  # its process, CUDA context and memory go with it
+    return GpuMemory(**measured) if measured is not None else None
 
 
 def trainer_slots(shape: Resources) -> int:
