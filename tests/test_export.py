@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import REPO, cli
 
-from fmnist_ray.export import export
+from fmnist_ray.export import ExportError, export
 from fmnist_ray.metrics import NAMES
 from fmnist_ray.results import METADATA_KEY, check_run, write_run
 
@@ -121,7 +121,9 @@ def test_mlflow_run_whose_file_changed_or_export_was_cut_short_is_replaced(store
     changed, cut_short = sorted((root / "lenet_baseline" / "runs").glob("*.parquet"))[:2]
     rewrite_ended_at(changed, "2030-01-02T03:04:05.678+00:00")
     before = {r.data.tags["fmnist_ray.run_id"]: r for r in active_runs(uri, "changed")}
-    MlflowClient(tracking_uri=uri).delete_tag(before[cut_short.stem].info.run_id, "fmnist_ray.sha256")
+    MlflowClient(tracking_uri=uri).delete_tag(
+        before[cut_short.stem].info.run_id, "fmnist_ray.sha256"
+    )
     counts = export(root, "mlflow", tracking_uri=uri, experiment_name="changed")
     assert (counts.exported, counts.updated, counts.unchanged) == (0, 2, 1)
     after = {r.data.tags["fmnist_ray.run_id"]: r for r in active_runs(uri, "changed")}
@@ -147,9 +149,15 @@ def test_mlflow_from_object_storage(store, s3_uri, tmp_path):
     copy_files(str(BASELINE), target.path, destination_filesystem=target.fs)
     counts = export(s3_uri, "mlflow", tracking_uri=uri, experiment_name="from-s3")
     assert (counts.exported, counts.unchanged) == (3, 0)
-    run = next(r for r in active_runs(uri, "from-s3") if r.data.tags["fmnist_ray.run_id"] == RUN_FILES[0].stem)
+    run = next(
+        r
+        for r in active_runs(uri, "from-s3")
+        if r.data.tags["fmnist_ray.run_id"] == RUN_FILES[0].stem
+    )
     assert run.data.tags["fmnist_ray.source"].startswith("s3://")
-    got = MlflowClient(tracking_uri=uri).download_artifacts(run.info.run_id, RUN_FILES[0].name, str(tmp_path))
+    got = MlflowClient(tracking_uri=uri).download_artifacts(
+        run.info.run_id, RUN_FILES[0].name, str(tmp_path)
+    )
     assert Path(got).read_bytes() == RUN_FILES[0].read_bytes()
 
 
@@ -159,7 +167,8 @@ def event_files(logdir: Path) -> dict[str, float]:
 
 def test_tensorboard_scalars_and_hparams_read_back(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    from tensorboard.plugins.hparams import api_pb2, metadata as hp
+    from tensorboard.plugins.hparams import api_pb2
+    from tensorboard.plugins.hparams import metadata as hp
 
     root, logdir = copy_baseline(tmp_path / "results"), tmp_path / "tb"
     done = cli("export", root, "--to", "tensorboard", "--logdir", logdir)
@@ -167,7 +176,9 @@ def test_tensorboard_scalars_and_hparams_read_back(tmp_path):
     assert done.stdout.strip() == f"{logdir}: 3 runs exported, 0 updated, 0 unchanged"
     groups = set()
     for path in RUN_FILES:
-        events = EventAccumulator(str(logdir / "lenet_baseline" / path.stem), size_guidance={"scalars": 0, "tensors": 0})
+        events = EventAccumulator(
+            str(logdir / "lenet_baseline" / path.stem), size_guidance={"scalars": 0, "tensors": 0}
+        )
         events.Reload()
         assert set(events.Tags()["scalars"]) == set(NAMES)
         table = pq.read_table(path)
@@ -175,7 +186,9 @@ def test_tensorboard_scalars_and_hparams_read_back(tmp_path):
             points = [(e.step, e.value) for e in events.Scalars(name)]
             assert [step for step, _ in points] == list(range(1, 21))
             assert [v for _, v in points] == pytest.approx(table.column(name).to_pylist(), rel=1e-6)
-        start = hp.parse_session_start_info_plugin_data(events.SummaryMetadata(hp.SESSION_START_INFO_TAG).plugin_data.content)
+        start = hp.parse_session_start_info_plugin_data(
+            events.SummaryMetadata(hp.SESSION_START_INFO_TAG).plugin_data.content
+        )
         config = metadata(path)["config"]
         assert start.hparams["experiment"].string_value == "lenet_baseline"
         assert start.hparams["lr"].number_value == config["lr"] == 0.001
@@ -183,13 +196,17 @@ def test_tensorboard_scalars_and_hparams_read_back(tmp_path):
         assert start.hparams["batchnorm"].bool_value is False
         assert "seed" not in start.hparams and "momentum" not in start.hparams  # None: no value
         groups.add(start.group_name)
-        end = hp.parse_session_end_info_plugin_data(events.SummaryMetadata(hp.SESSION_END_INFO_TAG).plugin_data.content)
+        end = hp.parse_session_end_info_plugin_data(
+            events.SummaryMetadata(hp.SESSION_END_INFO_TAG).plugin_data.content
+        )
         assert end.status == api_pb2.STATUS_SUCCESS
     seed0 = next(p.stem for p in RUN_FILES if metadata(p)["config"]["seed"] == 0)
     assert groups == {f"lenet_baseline/{seed0}"}  # three seeds, one arm
     top = EventAccumulator(str(logdir), size_guidance={"tensors": 0})
     top.Reload()
-    experiment = hp.parse_experiment_plugin_data(top.SummaryMetadata(hp.EXPERIMENT_TAG).plugin_data.content)
+    experiment = hp.parse_experiment_plugin_data(
+        top.SummaryMetadata(hp.EXPERIMENT_TAG).plugin_data.content
+    )
     assert [m.name.tag for m in experiment.metric_infos] == list(NAMES)
     hparams = {info.name: info for info in experiment.hparam_infos}
     assert "seed" not in hparams and hparams["experiment"].type == api_pb2.DATA_TYPE_STRING
@@ -209,9 +226,13 @@ def test_tensorboard_second_export_writes_nothing_and_a_changed_run_is_rewritten
     counts = export(root, "tensorboard", logdir=logdir)
     assert (counts.exported, counts.updated, counts.unchanged) == (0, 1, 2)
     now = event_files(logdir)
-    assert len(now) == 4 and sorted(p for p in now if changed.stem not in p) == sorted(p for p in first if changed.stem not in p)
+    assert len(now) == 4 and sorted(p for p in now if changed.stem not in p) == sorted(
+        p for p in first if changed.stem not in p
+    )
     assert [p for p in now if changed.stem in p] != [p for p in first if changed.stem in p]
-    assert sorted(p.name for p in (logdir / "lenet_baseline").iterdir()) == sorted(p.stem for p in RUN_FILES)
+    assert sorted(p.name for p in (logdir / "lenet_baseline").iterdir()) == sorted(
+        p.stem for p in RUN_FILES
+    )
 
 
 def test_invalid_files_are_skipped_and_named(tmp_path):
@@ -222,33 +243,50 @@ def test_invalid_files_are_skipped_and_named(tmp_path):
     assert counts.exported == 3 and [path for path, _ in counts.skipped] == [str(broken)]
 
 
-@pytest.mark.parametrize("target, extra", [("mlflow", ["--tracking-uri", "sqlite:///x.db"]), ("tensorboard", ["--logdir", "tb"])])
+@pytest.mark.parametrize(
+    "target, extra",
+    [("mlflow", ["--tracking-uri", "sqlite:///x.db"]), ("tensorboard", ["--logdir", "tb"])],
+)
 def test_missing_package_is_one_error_line(tmp_path, target, extra):
     """The package made unimportable for real: None in sys.modules makes `import` raise."""
     probe = (
         f"import sys; sys.modules[{target!r}] = None; from fmnist_ray.cli import main; "
         f"sys.argv = ['fmnist-ray', 'export', {str(BASELINE)!r}, '--to', {target!r}, *{extra!r}]; main()"
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
     assert (done.returncode, done.stdout) == (2, "")
-    assert done.stderr == f"error: --to {target} needs the {target} package: pip install -e '.[{target}]' (or pip install {target})\n"
+    assert (
+        done.stderr
+        == f"error: --to {target} needs the {target} package: pip install -e '.[{target}]' (or pip install {target})\n"
+    )
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (["--to", "wandb"], "--to: 'wandb' is not allowed: use one of mlflow, tensorboard"),
-        (["--to", "tensorboard"], "--to tensorboard needs --logdir DIR: the folder for the event files"),
-        (["--to", "mlflow", "--logdir", "tb"], "--logdir is for --to tensorboard (MLflow takes --tracking-uri)"),
-    ],
-)
-def test_user_mistakes_are_one_error_line(tmp_path, args, message):
-    done = cli("export", BASELINE, *args, cwd=tmp_path)
-    assert (done.returncode, done.stderr) == (2, f"error: {message}\n")
+def test_user_mistake_is_one_error_line(tmp_path):
+    done = cli("export", BASELINE, "--to", "wandb", cwd=tmp_path)
+    message = "--to: 'wandb' is not allowed: use one of mlflow, tensorboard"
+    assert (done.returncode, done.stdout, done.stderr) == (2, "", f"error: {message}\n")
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_root_without_runs_is_one_error_line(tmp_path):
-    done = cli("export", tmp_path / "nowhere", "--to", "tensorboard", "--logdir", tmp_path / "tb")
-    assert (done.returncode, done.stderr) == (2, f"error: {tmp_path / 'nowhere'}: no such folder or file\n")
+@pytest.mark.parametrize(
+    "root, options, message",
+    [
+        (BASELINE, {"to": "tensorboard"}, "--to tensorboard needs --logdir DIR"),
+        (BASELINE, {"to": "mlflow", "logdir": "tb"}, "--logdir is for --to tensorboard"),
+        (
+            BASELINE,
+            {"to": "tensorboard", "logdir": "tb", "tracking_uri": "x"},
+            "--tracking-uri is for --to mlflow",
+        ),
+        ("nowhere", {"to": "tensorboard", "logdir": "tb"}, "nowhere: no such folder or file"),
+        (REPO / "experiments", {"to": "tensorboard", "logdir": "tb"}, "no run files"),
+    ],
+)
+def test_user_mistakes_are_export_errors(tmp_path, monkeypatch, root, options, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ExportError, match=message):
+        export(root, **options)
+    assert list(tmp_path.iterdir()) == []

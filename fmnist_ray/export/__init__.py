@@ -56,8 +56,9 @@ def export(
 ) -> ExportCounts:
     """Export every valid run under `root` (a folder or a URI such as s3://bucket/prefix) `to`
     "mlflow" (into `tracking_uri`, default MLflow's own: $MLFLOW_TRACKING_URI, else
-    ./mlflow.db; runs in `experiment_name`) or "tensorboard" (event files under `logdir`).
-    Files that are not one whole run are skipped and listed in the counts."""
+    sqlite:///mlflow.db in MLflow 3.17; runs in `experiment_name`) or "tensorboard" (event
+    files under `logdir`). Files that are not one whole run are skipped and listed in the
+    counts."""
     if to not in TARGETS:
         raise ExportError(f"--to: {to!r} is not allowed: use one of {', '.join(TARGETS)}")
     if to == "tensorboard" and logdir is None:
