@@ -13,7 +13,7 @@ import typer
 
 from .cluster import DEFAULT_DASHBOARD
 from .config import DEFAULT_RETRIES, ConfigError, RunConfig
-from .export import DEFAULT_EXPERIMENT_NAME
+from .export.command import export
 from .options import (
     DEFAULT_SHOWN_EFFECT,
     EFFECT_SCALE,
@@ -374,54 +374,7 @@ def report(
     typer.echo(f"report written to {result.out_dir} (start with {result.index_path})")
 
 
-@app.command()
-@user_errors
-def export(
-    root: Annotated[
-        str,
-        typer.Argument(
-            help="A results root, an experiment's folder or one run file (a folder or a URI "
-            "such as s3://bucket/prefix)."
-        ),
-    ],
-    to: Annotated[str, typer.Option("--to", help="Where to: mlflow or tensorboard.")],
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(
-            help="MLflow tracking URI, e.g. sqlite:///mlflow.db or http://HOST:5000 (default: "
-            "$MLFLOW_TRACKING_URI, else MLflow's default)."
-        ),
-    ] = None,
-    experiment_name: Annotated[
-        str, typer.Option(help="The MLflow experiment the runs go in.")
-    ] = DEFAULT_EXPERIMENT_NAME,
-    logdir: Annotated[
-        Path | None,
-        typer.Option(help="TensorBoard: the folder for the event files (needed with it)."),
-    ] = None,
-) -> None:
-    """Export every run under ROOT to MLflow (one MLflow run per result file) or TensorBoard
-    (event files, with the HParams view's data). Exporting again adds nothing; a run whose file
-    changed is replaced. Needs the package's mlflow or tensorboard extra (README: Export)."""
-    import os
-
-    from .export import ExportError
-    from .export import export as export_runs
-
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # not each step of making a store
-    try:
-        counts = export_runs(
-            root, to, tracking_uri=tracking_uri, experiment_name=experiment_name, logdir=logdir
-        )
-    except ExportError as error:
-        fail([str(error)])
-    for path, why in counts.skipped:
-        typer.echo(f"warning: {path}: skipped, not a whole run: {why}", err=True)
-    where = f"{logdir}" if to == "tensorboard" else f"MLflow experiment {experiment_name!r}"
-    typer.echo(
-        f"{where}: {counts.exported} runs exported, {counts.updated} updated, "
-        f"{counts.unchanged} unchanged"
-    )
+app.command()(user_errors(export))  # its options and output live in fmnist_ray/export/command.py
 
 
 def main() -> None:
