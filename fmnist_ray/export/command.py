@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from ..words import plural
 from . import DEFAULT_EXPERIMENT_NAME, TARGETS
 
 
@@ -51,9 +52,9 @@ def export(
     except ExportError as error:
         fail([str(error)])
     for path, why in counts.skipped:
-        typer.echo(f"warning: {path}: skipped, not a whole run: {why}", err=True)
+        typer.echo(f"warning: {path}: skipped: {why}", err=True)
     where = f"{logdir}" if to == "tensorboard" else f"MLflow experiment {experiment_name!r}"
     typer.echo(
-        f"{where}: {counts.exported} runs exported, {counts.updated} updated, "
+        f"{where}: {plural(counts.exported, 'run')} exported, {counts.updated} updated, "
         f"{counts.unchanged} unchanged"
     )
