@@ -13,9 +13,9 @@ from typing import Any
 import pyarrow as pa
 
 from ..config import RunConfig, stored_config
-from ..metrics import EPOCH, NAMES
+from ..metrics import EPOCH, NAMES, SECONDS
 from ..results import METADATA_KEY, InvalidResult, check_run, find_run_files, run_span
-from ..storage import Location, locate
+from ..storage import Location, describe, locate
 from . import ExportError
 
 
@@ -62,7 +62,7 @@ class RunFile:
         """When each epoch ended, in seconds since 1970: the start plus the epochs' seconds."""
         elapsed, times = self.span[0].timestamp(), []
         for row in self.history:
-            elapsed += row["seconds"]
+            elapsed += row[SECONDS.name]
             times.append(elapsed)
         return times
 
@@ -71,6 +71,16 @@ def read_run_files(root: str | Location) -> tuple[list[RunFile], list[tuple[str,
     """Every run file under `root` (a results root, an experiment, its runs/ folder or one
     file), each read back whole: (valid runs in path order, [(invalid file, why)])."""
     where = locate(root)
+    try:
+        runs, invalid = _read_all(where)
+    except OSError as error:  # a store that cannot be listed or read (permissions, no bucket)
+        raise ExportError(f"{where}: cannot read results here: {describe(error)}") from None
+    if not runs and not invalid:
+        raise ExportError(f"{where}: no run files (NAME/runs/<run_id>.parquet) found here")
+    return runs, invalid
+
+
+def _read_all(where: Location) -> tuple[list[RunFile], list[tuple[str, str]]]:
     if not where.exists():
         raise ExportError(f"{where}: no such folder or file")
     runs: dict[tuple[str, str], RunFile] = {}
@@ -86,8 +96,6 @@ def read_run_files(root: str | Location) -> tuple[list[RunFile], list[tuple[str,
         first = runs.setdefault((run.experiment, run.run_id), run)
         if first is not run:  # one target entry per (experiment, run id)
             invalid.append((str(path), f"the same run of the same experiment as {first.path}"))
-    if not runs and not invalid:
-        raise ExportError(f"{where}: no run files (NAME/runs/<run_id>.parquet) found here")
     return list(runs.values()), invalid
 
 
