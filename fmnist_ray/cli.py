@@ -13,6 +13,7 @@ import typer
 
 from .cluster import DEFAULT_DASHBOARD
 from .config import DEFAULT_RETRIES, ConfigError, RunConfig
+from .export.command import export
 from .options import (
     DEFAULT_SHOWN_EFFECT,
     EFFECT_SCALE,
@@ -371,6 +372,9 @@ def report(
     for note in result.notes:
         typer.echo(f"note: {note}")
     typer.echo(f"report written to {result.out_dir} (start with {result.index_path})")
+
+
+app.command()(user_errors(export))  # its options and output live in fmnist_ray/export/command.py
 
 
 def main() -> None:

@@ -103,7 +103,7 @@ def listed_commands(help_text: str) -> list[str]:
 HELP_IMPORTS = """
 import sys, time
 from fmnist_ray.cli import main
-for args in ([], ["train"], ["plan"], ["run"], ["submit"], ["report"]):
+for args in ([], ["train"], ["plan"], ["run"], ["submit"], ["report"], ["export"]):
     sys.argv = ["fmnist-ray", *args, "--help"]
     try:
         main()
@@ -123,7 +123,7 @@ def timed(*command) -> tuple[float, subprocess.CompletedProcess]:
 def test_help_is_quick_and_lists_commands():
     seconds, done = timed(sys.executable, "-m", "fmnist_ray", "--help")
     assert done.returncode == 0
-    assert listed_commands(done.stdout) == ["train", "plan", "run", "submit", "report"]
+    assert listed_commands(done.stdout) == ["train", "plan", "run", "submit", "report", "export"]
     # Quick: every command's --help without loading a heavy library, and the top-level help
     # faster than importing torch alone (measured beside it, so a busy machine slows both).
     heavy = subprocess.run([sys.executable, "-c", HELP_IMPORTS], capture_output=True, text=True,
