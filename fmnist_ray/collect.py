@@ -27,15 +27,16 @@ class DestinationError(RuntimeError):
         super().__init__(f"run {run_id}: could not be written ({reason}); kept at {kept_at}")
 
 
-def _retried(write, pause: tuple[float, ...] = RETRY_PAUSE_S):
-    """Call `write()` up to WRITE_ATTEMPTS times; re-raise the last error."""
+def _retried(write):
+    """Call `write()` up to WRITE_ATTEMPTS times, pausing RETRY_PAUSE_S between; re-raise the
+    last error."""
     for attempt in range(WRITE_ATTEMPTS):
         try:
             return write()
         except OSError:
             if attempt == WRITE_ATTEMPTS - 1:
                 raise
-            time.sleep(pause[min(attempt, len(pause) - 1)])
+            time.sleep(RETRY_PAUSE_S[min(attempt, len(RETRY_PAUSE_S) - 1)])
 
 
 def save_result(run: PlannedRun, plan: Plan, result: RunResult) -> Location:

@@ -121,14 +121,42 @@ def kill_all(pids) -> None:
 
 @pytest.fixture
 def local_ray():
-    """Start a local Ray with the given logical resources (num_cpus=, num_gpus=); always shut
-    it down."""
+    """Connect to a local Ray with the given logical resources (num_cpus=, num_gpus=). One Ray
+    serves a module's tests in a row that ask for the same resources (each grid starts and
+    stops its own actors; a start costs seconds); other resources restart it, and the module's
+    end stops it (`one_ray_per_module`)."""
     import ray
 
-    yield lambda **resources: ray.init(
-        address="local", include_dashboard=False, logging_level="ERROR", **resources
-    )
+    def connect(**resources):
+        if ray.is_initialized() and _LOCAL_RAY.get("resources") == resources:
+            return
+        ray.shutdown()
+        ray.init(address="local", include_dashboard=False, logging_level="ERROR", **resources)
+        _LOCAL_RAY["resources"] = resources
+
+    return connect
+
+
+_LOCAL_RAY: dict = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_ray_per_module():
+    """Stop, at a module's end, the Ray its tests connected to (`local_ray`, or their own)."""
+    yield
+    if "ray" in sys.modules:
+        import ray
+
+        ray.shutdown()
+    _LOCAL_RAY.clear()
+
+
+def no_ray_connected():
+    """Leave the Ray `local_ray` keeps for the next test, for a test that starts its own."""
+    import ray
+
     ray.shutdown()
+    _LOCAL_RAY.clear()
 
 
 @pytest.fixture(scope="session")

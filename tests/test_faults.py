@@ -20,6 +20,7 @@ from conftest import (
     descendants,
     free_port,
     kill_all,
+    no_ray_connected,
     start_cli,
     start_s3_server,
     still_running,
@@ -335,6 +336,7 @@ def test_a_node_removed_mid_grid_loses_and_duplicates_nothing(tmp_path, small):
     """The node is removed while a run trains on it (its start is logged, its end never is):
     that run trains again on the other node; every run lands once."""
     log = tmp_path / "attempts"
+    no_ray_connected()
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     try:
         doomed = cluster.add_node(num_cpus=1)
@@ -434,9 +436,21 @@ def test_a_dead_progress_actor_never_stops_the_grid(tmp_path, local_ray, small):
 
 @pytest.mark.slow
 def test_a_destination_failing_mid_grid_spills_and_stops(
-    tmp_path, local_ray, small, s3_credentials
+    tmp_path, local_ray, small, s3_credentials, monkeypatch
 ):
+    """The S3 server is killed once seed 0 has landed, while seed 1 trains: seed 1's write is
+    tried WRITE_ATTEMPTS times, then spilled to a local file; the grid stops, seed 2 cancelled."""
     server, address = start_s3_server()  # its own server: this test kills it
+    killed = tmp_path / "server-killed"
+    monkeypatch.setattr(collect, "RETRY_PAUSE_S", (0.1,))  # the pauses, not the attempts, shortened
+    tries, landed = [], []
+
+    def counted_write(folder, table):
+        tries.append(table)
+        landed.append(write_run(folder, table))
+        return landed[-1]
+
+    monkeypatch.setattr(collect, "write_run", counted_write)
     try:
         from pyarrow.fs import S3FileSystem
 
@@ -444,22 +458,30 @@ def test_a_destination_failing_mid_grid_spills_and_stops(
                      allow_bucket_creation=True).create_dir("dying")  # fmt: skip
         uri = f"s3://dying/r?endpoint_override={address}&scheme=http"
         local_ray(num_cpus=1)
-        server_pid = server.pid
 
         def storage_dies_at_seed_1(cfg, data, device, on_epoch=None):
-            if cfg.seed == 1:
-                time.sleep(3)  # seed 0 is written by now
-                os.kill(server_pid, signal.SIGKILL)
+            while cfg.seed == 1 and not killed.exists():  # a task cannot import conftest
+                time.sleep(0.1)
             if cfg.seed == 2:
                 time.sleep(120)  # still running when the grid stops: cancelled
             return train_run(cfg, data, device, on_epoch)
 
+        def kill_server_once_seed_0_landed():
+            wait_for(lambda: landed, seconds=120)
+            server.kill()
+            server.wait()
+            killed.touch()
+
+        killer = threading.Thread(target=kill_server_once_seed_0_landed, daemon=True)
+        killer.start()
         plan = make_plan(load_experiments([grid(tmp_path, seeds=(0, 1, 2))]), uri)
         outcome = run_grid(plan, small, train_fn=storage_dies_at_seed_1, stream=io.StringIO())
+        killer.join(timeout=10)
     finally:
         server.kill()
         server.wait()
     assert outcome.exit_code == 1 and len(outcome.finished) == 1 and outcome.cancelled == 1
+    assert len(tries) == 1 + collect.WRITE_ATTEMPTS  # seed 0 once; seed 1 every attempt
     [lost] = outcome.lost
     assert lost.run_id == RunConfig(model="fc", epochs=1, seed=1).run_id
     spilled = pq.read_table(lost.kept_at)

@@ -10,7 +10,16 @@ from pathlib import Path
 
 import pytest
 import ray
-from conftest import cli, descendants, kill_all, start_cli, still_running, train_grid, wait_for
+from conftest import (
+    cli,
+    descendants,
+    kill_all,
+    no_ray_connected,
+    start_cli,
+    still_running,
+    train_grid,
+    wait_for,
+)
 from ray.cluster_utils import Cluster
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -207,6 +216,7 @@ def what_a_node_lacks(node_id: str, data_dir) -> tuple[str, str]:
 def test_two_node_cluster_through_address(tmp_path, data_dir):
     """A second node with neither this project's code nor the dataset trains its share: only
     the code `run --address` ships and the data in the object store can make that work."""
+    no_ray_connected()
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     bare = start_bare_node(cluster.address, tmp_path, data_dir)
     try:
