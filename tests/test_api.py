@@ -105,6 +105,22 @@ def test_mistakes_raise_the_clis_error_lines(tmp_path, name):
         assert len(raised.value.lines) == 2 and isinstance(raised.value, fmnist_ray.ConfigError)
 
 
+LIGHT_IMPORT = """
+import sys
+from fmnist_ray import load, plan, report, run
+heavy = ("torch", "ray", "matplotlib", "scipy", "pyarrow", "pandas")
+print(sorted(name for name in heavy if name in sys.modules))
+import fmnist_ray, fmnist_ray.plan, fmnist_ray.report  # submodules of the same names
+print(fmnist_ray.plan is plan and fmnist_ray.report is report, callable(fmnist_ray.plan))
+"""
+
+
+def test_the_api_imports_light_and_keeps_its_names():
+    done = subprocess.run([sys.executable, "-c", LIGHT_IMPORT], capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert done.stdout.splitlines() == ["[]", "True True"], done.stderr
+
+
 def test_load_says_what_is_missing(tmp_path):
     with pytest.raises(fmnist_ray.FmnistRayError, match="no such file or folder"):
         fmnist_ray.load(tmp_path / "missing")
@@ -165,6 +181,7 @@ except fmnist_ray.GridInterrupted as interrupted:
 """
 
 
+@pytest.mark.slow
 def test_ctrl_c_mid_grid_keeps_finished_runs_and_raises(tmp_path, data_dir):
     """SIGINT to a Python process running `fmnist_ray.run` (as Jupyter's "interrupt the kernel"
     sends it) once the first of three runs has landed: that run is kept whole, the pending
@@ -202,6 +219,7 @@ def readme_example() -> str:
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
+@pytest.mark.slow
 def test_the_readme_example_runs_as_written(ray_here, tmp_path, data_dir, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("FMNIST_DATA_DIR", str(data_dir))
