@@ -38,7 +38,7 @@ def _listed(paths: Paths) -> list:
 def plan(
     experiments: Paths,
     *,
-    results: str = DEFAULT_RESULTS,
+    results: str | os.PathLike = DEFAULT_RESULTS,
     slots: int | None = None,
     runs: bool | None = None,
     seeds_for: float | None = None,
@@ -65,7 +65,7 @@ def plan(
     return PlanView(the_plan, slots, "\n".join(parts))
 
 
-def _seeds_for(exps, results: str, effect: float, slots: int) -> str:
+def _seeds_for(exps, results, effect: float, slots: int) -> str:
     """`plan --seeds-for`: each experiment sized for `effect` (pp) from the results so far."""
     _check_effect("--seeds-for", effect)
     from .console import seeds_table
@@ -95,7 +95,7 @@ def run(
     address: str | None = None,
     gpus_per_run: float | None = None,
     cpus_per_run: float | None = None,
-    results: str = DEFAULT_RESULTS,
+    results: str | os.PathLike = DEFAULT_RESULTS,
     data_dir: str | os.PathLike | None = None,
     force: bool = False,
     num_cpus: int | None = None,
