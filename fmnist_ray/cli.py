@@ -1,4 +1,5 @@
-"""The `fmnist-ray` command line: train, plan, run, submit, report. Commands stay thin; heavy
+"""The `fmnist-ray` command line: train, plan, run, submit, report. Commands stay thin: plan, run
+and report call the Python API (fmnist_ray.api), whose signatures give their defaults; heavy
 imports (torch, ray, matplotlib) happen inside them so `--help` is instant. User mistakes are one
 line on stderr and exit code 2, never a traceback."""
 
@@ -11,12 +12,12 @@ from typing import Annotated, Any
 
 import typer
 
+from . import api
 from .cluster import DEFAULT_DASHBOARD
-from .config import DEFAULT_RETRIES, ConfigError, RunConfig
+from .config import RunConfig
+from .errors import FmnistRayError
 from .export.command import export
 from .options import (
-    DEFAULT_SHOWN_EFFECT,
-    EFFECT_SCALE,
     CpusPerRun,
     DataDir,
     Download,
@@ -31,6 +32,7 @@ from .options import (
     Retries,
     SeedsFor,
     as_arguments,
+    defaults_from,
     lend_options,
     with_config_options,
 )
@@ -60,18 +62,10 @@ def user_errors(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        from .cluster import ClusterError
-        from .data import DataError
-        from .lock import LockError
-        from .report import ReportError  # the package's light part: no matplotlib, no scipy
-        from .storage import StorageError
-
         try:
             return command(*args, **kwargs)
-        except ConfigError as error:
-            fail(error.problems)
-        except (DataError, ClusterError, StorageError, LockError, ReportError) as error:
-            fail([str(error)])
+        except FmnistRayError as error:
+            fail(error.lines)
 
     return wrapper
 
@@ -82,7 +76,7 @@ def user_errors(command):
 def train(
     cfg: RunConfig,
     data_dir: DataDir = None,
-    results: ResultsDir = "results",
+    results: ResultsDir = api.DEFAULT_RESULTS,
     device: Annotated[
         str | None, typer.Option(help="cpu, cuda or cuda:N (default: cuda if available).")
     ] = None,
@@ -148,143 +142,52 @@ def _device_ok(device: str) -> bool:
 
 @app.command()
 @user_errors
+@defaults_from(api.plan)
 def plan(
     experiments: ExperimentPaths,
-    results: ResultsDir = "results",
+    results: ResultsDir,
     slots: Annotated[
         int | None,
         typer.Option(
             help="Runs at once, for the wall-time estimate. Default: CPUs here / CPUs per run."
         ),
-    ] = None,
+    ],
     runs: Annotated[
         bool | None, typer.Option("--runs/--no-runs", help="List every run (default: one file).")
-    ] = None,
-    seeds_for: SeedsFor = None,
+    ],
+    seeds_for: SeedsFor,
 ) -> None:
     """Show the runs experiment files expand to, which are done, and what they will cost; with
     --seeds-for, how many seeds per arm a difference needs and what they would cost."""
-    import os
-
-    from .console import plan_overview, run_table
-    from .grid import load_experiments
-    from .plan import make_plan
-
-    exps = load_experiments(experiments)
-    the_plan = make_plan(exps, results)
-    cpus = max((run.resources.cpus for run in the_plan.todo), default=1.0)
-    slots = slots or max(1, int((os.cpu_count() or 1) // cpus))
-    if seeds_for is not None:
-        typer.echo(_seeds_for(exps, results, seeds_for, slots))
-        return
-    typer.echo(plan_overview(the_plan, slots))
-    if runs or (runs is None and len(exps) == 1):
-        for exp in exps:
-            typer.echo(run_table(the_plan, exp))
-
-
-def _seeds_for(exps, results: str, effect: float, slots: int) -> str:
-    """`plan --seeds-for`: each experiment sized for `effect` (pp) from the results so far."""
-    from .console import seeds_table
-    from .grid import with_seeds
-    from .plan import make_plan
-    from .report.build import size_experiments
-
-    if not effect > 0:
-        fail([f"--seeds-for: {effect:g} is not allowed: need a difference > 0 (percentage "
-              "points)"])  # fmt: skip
-    reports = size_experiments(exps, results, effect / EFFECT_SCALE)
-    sized = []
-    for exp in exps:
-        report = reports[exp.name]
-        needed = report.power.seeds_needed if report.power and report.base else None
-        bigger = make_plan([with_seeds(exp, needed)], results) if needed else None
-        sized.append((exp, report, bigger))
-    return seeds_table(sized, slots)
+    shown = api.plan(experiments, results=results, slots=slots, runs=runs, seeds_for=seeds_for)
+    typer.echo(shown.text)
 
 
 @app.command()
 @user_errors
+@defaults_from(api.run)
 def run(
     experiments: ExperimentPaths,
-    address: RayAddress = None,
-    gpus_per_run: GpusPerRun = None,
-    cpus_per_run: CpusPerRun = None,
-    results: ResultsDir = "results",
-    data_dir: DataDir = None,
-    force: Force = False,
-    num_cpus: NumCpus = None,
-    num_gpus: NumGpus = None,
-    download: Download = True,
-    retries: Retries = DEFAULT_RETRIES,
+    address: RayAddress,
+    gpus_per_run: GpusPerRun,
+    cpus_per_run: CpusPerRun,
+    results: ResultsDir,
+    data_dir: DataDir,
+    force: Force,
+    num_cpus: NumCpus,
+    num_gpus: NumGpus,
+    download: Download,
+    retries: Retries,
 ) -> None:
     """Train every run of the experiment files in parallel on Ray, longest first. A run whose
     result exists anywhere under the results root is filed, not trained again."""
-    from .grid import load_experiments
-    from .lock import acquire, release
-    from .plan import make_plan
-    from .storage import locate, preflight
-
-    exps = load_experiments(experiments)
-    if (gpus_per_run is not None and gpus_per_run < 0) or (
-        cpus_per_run is not None and cpus_per_run <= 0
-    ):
-        fail([f"--gpus-per-run must be >= 0 and --cpus-per-run > 0 (got {gpus_per_run}, "
-              f"{cpus_per_run})"])  # fmt: skip
-    if retries < 0:
-        fail([f"--retries: {retries} is not allowed: need an integer >= 0"])
-    root = locate(results)
-    preflight(root)  # a destination that can't be written stops us before Ray starts
-    locks, warnings = acquire([root / exp.name for exp in exps])
+    options = dict(address=address, gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run,
+                   results=results, data_dir=data_dir, force=force, num_cpus=num_cpus,
+                   num_gpus=num_gpus, download=download, retries=retries)  # fmt: skip
     try:
-        for line in warnings:
-            typer.echo(line, err=True)
-        overrides = {"gpus": gpus_per_run, "cpus": cpus_per_run}
-        the_plan = make_plan(exps, root, force=force, resources=overrides)
-        _train_plan(the_plan, address, num_cpus, num_gpus, data_dir, download, retries)
-    finally:
-        release(locks)
-
-
-def _train_plan(the_plan, address, num_cpus, num_gpus, data_dir, download, retries) -> None:
-    """Quarantine and file what exists, then train the rest on Ray and sum it up."""
-    from .plan import prepare
-
-    for line in prepare(the_plan):
-        typer.echo(line, err=line.startswith("warning"))
-    names = ", ".join(exp.name for exp in the_plan.experiments)
-    if not the_plan.todo:
-        typer.echo(
-            f"nothing to train: all {len(the_plan.runs)} runs of {names} are done in "
-            f"{the_plan.root} (--force retrains them)"
-        )
-        return
-
-    from .data import load_fashion_mnist
-
-    data = load_fashion_mnist(data_dir, download=download)  # fail before starting Ray
-    from .cluster import use_token_auth
-
-    use_token_auth()  # before ray is imported: Ray reads the mode once
-    from . import runner
-
-    typer.echo(
-        f"{names}: {len(the_plan.todo)} of {len(the_plan.runs)} unique runs to train "
-        f"({the_plan.planned} planned) -> {the_plan.root}"
-    )
-    started_here = runner.connect(address, num_cpus=num_cpus, num_gpus=num_gpus)
-    try:
-        cluster = runner.ray.cluster_resources()
-        typer.echo(f"Ray: {cluster.get('CPU', 0):g} CPUs, {cluster.get('GPU', 0):g} GPUs")
-        outcome = runner.run_grid(the_plan, data, max_retries=retries)
-    finally:
-        runner.shutdown(started_here)
-    from .console import grid_summary
-
-    out, err = grid_summary(the_plan, outcome)
-    typer.echo(out)
-    for line in err:
-        typer.echo(line, err=True)
+        outcome = api.run(experiments, **options)
+    except api.GridInterrupted as interrupted:  # finished runs kept, the summary printed
+        outcome = interrupted.outcome
     if outcome.exit_code:
         raise typer.Exit(outcome.exit_code)
 
@@ -337,6 +240,7 @@ def submit(
 
 @app.command()
 @user_errors
+@defaults_from(api.report)
 def report(
     paths: Annotated[
         list[str],
@@ -351,24 +255,20 @@ def report(
             help="Output folder (default: report/ inside the folder given, inside their common "
             "parent for several, ./report for object storage)."
         ),
-    ] = None,
+    ],
     reference: Annotated[
         Path | None,
         typer.Option(
             help="CSV of published values to check (experiment, arm, metric, value, note), "
             "e.g. study_reference.csv."
         ),
-    ] = None,
-    effect: Effect = DEFAULT_SHOWN_EFFECT,
+    ],
+    effect: Effect,
 ) -> None:
     """Plots and summary tables: means and 95% CIs over seeds, each arm tested against the base
     case (paired or Welch t-test, Holm-adjusted), other analyses beside it, what the seeds can
     detect, optional checks against published values."""
-    from .report import make_report
-
-    if not effect > 0:
-        fail([f"--effect: {effect:g} is not allowed: need a difference > 0 (percentage points)"])
-    result = make_report(paths, out, reference=reference, effect=effect / EFFECT_SCALE)
+    result = api.report(paths, out=out, reference=reference, effect=effect)
     for note in result.notes:
         typer.echo(f"note: {note}")
     typer.echo(f"report written to {result.out_dir} (start with {result.index_path})")

@@ -9,6 +9,8 @@ import socket
 import sys
 from pathlib import Path
 
+from .errors import FmnistRayError
+
 WHERE_RAY_LOOKS = (
     "$RAY_AUTH_TOKEN, the file named by $RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token "
     "(`ray get-auth-token` on the head node prints the cluster's token)"
@@ -18,7 +20,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent  # this package's code, shipped to
 DEFAULT_DASHBOARD = "http://127.0.0.1:8265"  # a local head's Ray Jobs API (`submit --address`)
 
 
-class ClusterError(RuntimeError):
+class ClusterError(FmnistRayError, RuntimeError):
     """A cluster that can't be reached or won't let us in, said in one line."""
 
 

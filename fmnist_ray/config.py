@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from .errors import FmnistRayError
+
 ModelName = Literal["fc", "lenet5"]
 Optimizer = Literal["adam", "sgd", "rmsprop"]
 Loss = Literal["cross_entropy", "multi_margin", "mse"]
@@ -66,12 +68,16 @@ def option(
     return Field(default, description=description, json_schema_extra=extra, **field_options)
 
 
-class ConfigError(ValueError):
+class ConfigError(FmnistRayError, ValueError):
     """A user mistake in a run's options: each entry of `problems` is one readable line."""
 
     def __init__(self, problems: list[str]):
         self.problems = problems
         super().__init__("\n".join(problems))
+
+    @property
+    def lines(self) -> list[str]:
+        return self.problems
 
 
 class RunConfig(BaseModel):

@@ -3,13 +3,13 @@ text built from plans and outcomes (no Ray, no torch), so the commands only echo
 
 from __future__ import annotations
 
-import signal
 from typing import Any
 
 from .config import SEED_FIELD, format_value
 from .devices import describe_devices, mixed_warning
 from .grid import Experiment
 from .metrics import HEADLINE
+from .outcome import interrupted_message
 from .plan import Plan, PlannedRun, label, run_devices
 from .progress import clock
 from .sizing import MOST_RUNS_PER_GPU
@@ -142,8 +142,7 @@ def grid_summary(plan: Plan, outcome) -> tuple[str, list[str]]:
         err.append("stopped: the results destination is failing; pending runs were cancelled. "
                    "Fix it and run the same command to resume.")  # fmt: skip
     if outcome.interrupted:
-        err.append(f"interrupted ({signal.Signals(outcome.signal).name}): finished runs are "
-                   "kept; run the same command to resume.")  # fmt: skip
+        err.append(interrupted_message(outcome.signal))
     return ("\n" + table + "\n" if rows else "") + "\n" + counts, err
 
 

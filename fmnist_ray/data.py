@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .errors import FmnistRayError
+
 if TYPE_CHECKING:  # torch is imported where it is used: a driver that only loads never pays for it
     import torch
 
@@ -46,7 +48,7 @@ HOW_TO_FIX = (
 )
 
 
-class DataError(RuntimeError):
+class DataError(FmnistRayError, RuntimeError):
     """Missing or corrupt data, with what is wrong, where we looked and how to fix it."""
 
 

@@ -10,13 +10,14 @@ import socket
 import sys
 from pathlib import Path
 
+from .errors import FmnistRayError
 from .results import now_iso
 from .storage import Location
 
 LOCK_FILE = ".lock"
 
 
-class LockError(RuntimeError):
+class LockError(FmnistRayError, RuntimeError):
     """Another driver holds an experiment folder."""
 
 

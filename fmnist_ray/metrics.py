@@ -65,6 +65,9 @@ SECONDS = BY_NAME["seconds"]
 # A difference in HEADLINE worth detecting (0.5 percentage points of test accuracy): what the
 # report's and `plan --seeds-for`'s seeds-needed estimates are for unless told otherwise.
 DEFAULT_EFFECT = 0.005
+# The same in the unit the tables show and `--effect`/`--seeds-for` take (percentage points).
+EFFECT_SCALE = HEADLINE.scale  # shown value = stored value * this
+DEFAULT_SHOWN_EFFECT = DEFAULT_EFFECT * EFFECT_SCALE
 
 
 def metric(name: str) -> Metric:

@@ -1,6 +1,6 @@
 """Command-line options, each declared once: those several commands share, one per `RunConfig`
-field (made from its declaration, for `train`), and one command's options lent to another and
-passed on as its argv (`submit` -> `run`)."""
+field (made from its declaration, for `train`), defaults read from the Python API's signatures,
+and one command's options lent to another and passed on as its argv (`submit` -> `run`)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from .config import (
     make_config,
     value_type,
 )
-from .metrics import DEFAULT_EFFECT, HEADLINE
+from .metrics import HEADLINE
 from .sizing import MOST_RUNS_PER_GPU
 
 DataDir = Annotated[
@@ -81,8 +81,6 @@ Retries = Annotated[
 ]
 
 # How many seeds a difference needs (`report`, `plan`): in the tables' unit, percentage points.
-EFFECT_SCALE = HEADLINE.scale  # shown value = stored value * this
-DEFAULT_SHOWN_EFFECT = DEFAULT_EFFECT * EFFECT_SCALE
 Effect = Annotated[
     float,
     typer.Option(
@@ -154,6 +152,24 @@ def with_config_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
     _set_signature(wrapper, [*map(config_option, CONFIG_FIELDS), *rest])
     return wrapper
+
+
+def defaults_from(source: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command's options the defaults `source` (its fmnist_ray.api function) declares
+    for the same names, so the CLI and the Python API share one declaration of each."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        declared = inspect.signature(source).parameters
+        parameters = [
+            p.replace(default=declared[p.name].default)
+            if p.name in declared and declared[p.name].default is not p.empty
+            else p
+            for p in inspect.signature(command, eval_str=True).parameters.values()
+        ]
+        _set_signature(command, parameters)
+        return command
+
+    return decorate
 
 
 def lend_options(source: Callable[..., Any], keep: Callable[[str], bool]):

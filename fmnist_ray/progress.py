@@ -1,9 +1,11 @@
-"""Progress of a whole grid: on a terminal, a live `rich` display (an overall bar with done,
-running, pending and failed counts and an ETA, one line per running run at epoch k/N, finished
-runs printed above); in a log or a Ray Job, plain heartbeat lines."""
+"""Progress of a whole grid: on a terminal or in a notebook, a live `rich` display (an overall
+bar with done, running, pending and failed counts and an ETA, one line per running run at epoch
+k/N, finished runs printed above); in a log or a Ray Job, plain heartbeat lines."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 import time
 from typing import TextIO
 
@@ -14,6 +16,16 @@ from rich.table import Table
 from rich.text import Text
 
 HEARTBEAT_S = 30.0  # a log gets one status line this often, not a flood
+
+
+def live_console(stream: TextIO) -> Console | None:
+    """A console for a live display on `stream`: a terminal, or a notebook's own output when
+    ipywidgets is installed (rich draws the display as a widget there); None for a log."""
+    if stream.isatty():
+        return Console(file=stream)
+    console = Console(file=stream)
+    in_notebook = stream is sys.stdout and console.is_jupyter
+    return console if in_notebook and importlib.util.find_spec("ipywidgets") else None
 
 
 def clock(seconds: float) -> str:
@@ -42,8 +54,8 @@ class GridProgress:
         self.done: set[str] = set()
         self.failed_ids: set[str] = set()
         self.live: Live | None = None
-        if stream.isatty():
-            console = Console(file=stream)
+        console = live_console(stream)
+        if console is not None:
             self.live = Live(console=console, refresh_per_second=2, transient=True)
             self.live.start()
 

@@ -11,8 +11,10 @@ from urllib.parse import urlsplit
 
 import pyarrow.fs as pafs
 
+from .errors import FmnistRayError
 
-class StorageError(OSError):
+
+class StorageError(FmnistRayError, OSError):
     """A destination that cannot be opened, read or written, said in one line."""
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from ..errors import FmnistRayError
+
 if TYPE_CHECKING:  # importing this package stays light: the CLI reads its defaults at start
     from ..storage import Location
 
@@ -19,7 +21,7 @@ TARGETS = tuple(EXTRAS)
 DEFAULT_EXPERIMENT_NAME = "fmnist-ray"  # the MLflow experiment runs land in unless told
 
 
-class ExportError(ValueError):
+class ExportError(FmnistRayError, ValueError):
     """A user mistake or a missing package, said in one line."""
 
 

@@ -40,17 +40,12 @@ def export(
     """Export every run under ROOT to MLflow (one MLflow run per result file) or TensorBoard
     (event files, with the HParams view's data). Exporting again adds nothing; a run whose file
     changed is replaced. Needs the package's mlflow or tensorboard extra (README: Export)."""
-    from ..cli import fail
-    from . import ExportError
     from . import export as export_runs
 
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # not each step of making a store
-    try:
-        counts = export_runs(
-            root, to, tracking_uri=tracking_uri, experiment_name=experiment_name, logdir=logdir
-        )
-    except ExportError as error:
-        fail([str(error)])
+    counts = export_runs(  # an ExportError is a FmnistRayError: cli.user_errors says it
+        root, to, tracking_uri=tracking_uri, experiment_name=experiment_name, logdir=logdir
+    )
     for path, why in counts.skipped:
         typer.echo(f"warning: {path}: skipped: {why}", err=True)
     where = f"{logdir}" if to == "tensorboard" else f"MLflow experiment {experiment_name!r}"

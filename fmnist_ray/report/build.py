@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..grid import Experiment
@@ -31,7 +31,14 @@ class ReportResult:
     summaries: dict[str, list[Path]]  # experiment -> [summary.md, summary.html]
     figures: dict[str, list[Path]]  # experiment -> PNG and SVG files
     notes: list[str]
-    experiments: dict[str, ExperimentReport]  # the numbers behind the files
+    experiments: dict[str, ExperimentReport] = field(repr=False)  # the numbers behind the files
+
+    @property
+    def files(self) -> list[Path]:
+        """Every file written: the index pages, the overview, each experiment's pages and
+        figures."""
+        pages = [p for name, own in self.summaries.items() for p in own + self.figures[name]]
+        return [self.index_path, self.index_md, *self.overview, *pages]
 
 
 def analyze(

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..config import SEED_FIELD
 from ..devices import UNKNOWN, mixed_warning
+from ..errors import FmnistRayError
 from ..metrics import FIT, HEADLINE
 
 EXPERIMENT_FILE = "experiment.toml"  # the copy of the experiment file beside its runs/
@@ -22,7 +23,7 @@ FIGURES = (FIT.name, HEADLINE.name, FINAL_FIGURE)
 OVERVIEW = "overview"  # the figure of the whole report: one panel per experiment
 
 
-class ReportError(ValueError):
+class ReportError(FmnistRayError, ValueError):
     """Nothing to report on: one line saying what is missing, where we looked, what to do."""
 
 
