@@ -5,6 +5,7 @@ drivers on one folder, and Ctrl-C landing while finished runs wait to be collect
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 import ray
 from conftest import (
+    REPO,
     cli,
     descendants,
     free_port,
@@ -107,12 +109,20 @@ def test_check_run_refuses_what_is_not_one_whole_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_invalid_files_are_quarantined_retrained_and_named(tmp_path, data_dir):
+def test_a_rerun_trains_nothing_invalid_files_are_quarantined_and_force_retrains(
+    tmp_path, data_dir
+):
+    """The CLI on one results folder: a rerun trains nothing; a truncated file and a stray one
+    are named by `plan` and the report, then quarantined and retrained (only the truncated
+    run) by `run`; `--force` retrains every run."""
     exp, results = grid(tmp_path), tmp_path / "results"
-    assert (
-        cli("run", exp, "--data-dir", data_dir, "--results", results, "--num-cpus", "2").returncode
-        == 0
-    )
+    args = ["run", exp, "--data-dir", data_dir, "--results", results, "--num-cpus", "2"]
+    first = cli(*args)
+    assert first.returncode == 0 and "2 trained, 0 already done, 0 failed" in first.stdout
+    second = cli(*args)
+    assert second.returncode == 0
+    assert "nothing to train: all 2 runs of exp are done" in second.stdout
+    assert "2 runs: 2 done, 0 pending, 0 failed" in cli("plan", exp, "--results", results).stdout
     victim, kept = results_of(results / "exp")
     victim.write_bytes(victim.read_bytes()[:100])  # truncated
     pq.write_table(
@@ -125,11 +135,15 @@ def test_invalid_files_are_quarantined_retrained_and_named(tmp_path, data_dir):
     assert report.returncode == 0 and "Traceback" not in report.stderr
     summary = (tmp_path / "report" / "exp" / "summary.md").read_text()
     assert victim.name in summary and "stray.parquet" in summary
-    again = cli("run", exp, "--data-dir", data_dir, "--results", results, "--num-cpus", "2")
+    again = cli(*args)
     assert again.returncode == 0, again.stderr
     assert again.stderr.count("moved to") == 2 and "1 trained, 1 already done" in again.stdout
     assert len(list((results / "exp" / "quarantine").iterdir())) == 2
     assert [p.name for p in results_of(results / "exp")] == sorted([victim.name, kept.name])
+    before = {path: path.stat().st_mtime_ns for path in results_of(results / "exp")}
+    forced = cli(*args, "--force")
+    assert forced.returncode == 0 and "2 trained, 0 already done, 0 failed" in forced.stdout
+    assert all(path.stat().st_mtime_ns > mtime for path, mtime in before.items())
 
 
 def mount_tmpfs(target: Path, options: str) -> None:
@@ -270,15 +284,21 @@ def test_driver_sigkill_loses_nothing_and_rerun_trains_the_rest(tmp_path, data_d
     assert f"{4 - len(kept)} trained, {len(kept)} already done" in again.stdout
 
 
-def test_stale_lock_of_a_gone_process_is_taken_over(tmp_path, data_dir):
-    exp, results = grid(tmp_path, seeds=(0,)), tmp_path / "results"
+def test_stale_lock_of_a_gone_process_is_taken_over(tmp_path):
+    """A lock whose process is gone is taken over with a warning (here by a run with nothing
+    left to train: the committed lenet_baseline runs, copied; the SIGKILL test trains after)."""
+    results = tmp_path / "results"
+    shutil.copytree(
+        REPO / "results" / "lenet_baseline" / "runs", results / "lenet_baseline" / "runs"
+    )
     gone = subprocess.Popen(["true"])
     gone.wait()
-    (results / "exp").mkdir(parents=True)
-    (results / "exp" / ".lock").write_text(json.dumps(
+    (results / "lenet_baseline" / ".lock").write_text(json.dumps(
         {"host": os.uname().nodename, "pid": gone.pid, "started_at": "earlier"}))  # fmt: skip
-    done = cli("run", exp, "--data-dir", data_dir, "--results", results, "--num-cpus", "1")
+    done = cli("run", REPO / "experiments" / "study" / "lenet_baseline.toml", "--results", results)
     assert done.returncode == 0 and f"left by pid {gone.pid} (no longer running)" in done.stderr
+    assert "nothing to train: all 3 runs of lenet_baseline are done" in done.stdout
+    assert not (results / "lenet_baseline" / ".lock").exists()
 
 
 def test_a_killed_worker_is_retried_and_lands_once(tmp_path, local_ray, small):
