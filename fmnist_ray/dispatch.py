@@ -134,17 +134,17 @@ class Dispatch:
     def land(self, ref) -> None:
         """A trainer answered: retry its run if the trainer died, else give the trainer its next
         run (so it never waits on the saving) and save this one."""
-        flight = self.pending[ref]
-        if trainer_died(ref):
+        flight, got = self.pending[ref], Answer.of(ref)
+        if got.trainer_died:
             del self.pending[ref]
-            self.retry(flight, ref)
+            self.retry(flight, got)
             return
         self.feed(flight.trainer, flight.shape)
-        if 0 < flight.shape.gpus < 1 and out_of_memory(ref):
+        if 0 < flight.shape.gpus < 1 and got.out_of_memory:
             del self.pending[ref]
             self.retry_alone(flight)
             return
-        self.collect(ref)
+        self.collect(ref, got)
 
     def retry_alone(self, flight: Flight) -> None:
         """A run that ran out of GPU memory beside others: queue it for a whole GPU (a trainer
@@ -156,14 +156,14 @@ class Dispatch:
         if not any(other.shape == alone for other in self.pending.values()):
             self.feed(self.new_trainer(alone), alone)
 
-    def retry(self, flight: Flight, ref) -> None:
+    def retry(self, flight: Flight, got: Answer) -> None:
         """The trainer died under `flight`'s run (a killed process, a lost node): queue the run
         first again until it has died max_retries + 1 times; a fresh trainer takes the slot if
         the cluster still has it (after a lost node, the other trainers take the run)."""
         run_id, shape = flight.run.run_id, flight.shape
         self.deaths[run_id] = self.deaths.get(run_id, 0) + 1
         if self.deaths[run_id] > self.max_retries:
-            self._collect(ref, flight.run)  # records the failure with the trainer's error
+            self._collect(got, flight.run)  # records the failure with the trainer's error
         else:
             self.queues[shape].appendleft(flight.run)
         alive = sum(1 for other in self.pending.values() if other.shape == shape)  # 1 run each
@@ -193,10 +193,11 @@ class Dispatch:
             refs = list(self.pending)
             ready = ray.wait(refs, num_returns=len(refs), timeout=0)[0] if refs else []
             for ref in ready:
-                if trainer_died(ref):
+                got = Answer.of(ref)
+                if got.trainer_died:
                     continue  # its run did not finish: cancelled below
                 try:
-                    self.collect(ref)
+                    self.collect(ref, got)
                 except DestinationError as error:
                     self.outcome.lost.append(error)
             queued = sum(len(queue) for queue in self.queues.values())
@@ -211,20 +212,19 @@ class Dispatch:
             ray.kill(trainer)
         self.trainers.clear()
 
-    def collect(self, ref) -> None:
+    def collect(self, ref, got: Answer) -> None:
         """Save one finished run (or record its failure) the moment it lands. A signal while
         it is saved leaves it pending, so the wind-down saves it (a write is whole or absent)."""
         flight = self.pending.pop(ref)
         try:
-            self._collect(ref, flight.run)
+            self._collect(got, flight.run)
         except KeyboardInterrupt:
             self.pending[ref] = flight
             raise
 
-    def _collect(self, ref, run: PlannedRun) -> None:
-        try:
-            result = ray.get(ref)
-        except ray.exceptions.RayError as error:
+    def _collect(self, got: Answer, run: PlannedRun) -> None:
+        error = got.error
+        if isinstance(error, ray.exceptions.RayError):
             cause = getattr(error, "cause", None)
             message = f"{type(cause or error).__name__}: {cause or error}".strip()
             # RayTaskError's text is the remote traceback, coloured for terminals: keep it plain.
@@ -232,12 +232,11 @@ class Dispatch:
             attempts = 1 if remote else self.deaths.get(run.run_id, 1)  # raised: never retried
             self.failed(run, message.splitlines()[0], ANSI.sub("", str(error)) if remote
                         else message, attempts)  # fmt: skip
-            return
-        except Exception:  # a result we cannot even read is one run's problem, not the grid's
-            detail = traceback.format_exc()
+        elif error is not None:  # a result we cannot even read: one run's problem, not the grid's
+            detail = "".join(traceback.format_exception(error))
             self.failed(run, detail.splitlines()[-1], detail, 1)
-            return
-        self.saved(run, result)
+        else:
+            self.saved(run, got.result)
 
     def saved(self, run: PlannedRun, result) -> None:
         """Write a finished run and say so."""
@@ -259,24 +258,31 @@ class Dispatch:
         self.progress.failed(run.run_id, f"{headline[:120]}  -> {path}")
 
 
-def out_of_memory(ref) -> bool:
-    """Whether the (ready) answer `ref` says its run ran out of GPU memory."""
-    try:
-        ray.get(ref, timeout=0)
-    except ray.exceptions.RayTaskError as error:
-        return isinstance(getattr(error, "cause", None), OutOfDeviceMemory)
-    except Exception:
-        return False
-    return False
+@dataclass(frozen=True)
+class Answer:
+    """A trainer's answer for one run, fetched once: the run's result, or what `ray.get`
+    raised (the trainer died, training raised, the result could not be read)."""
 
+    result: Any = None
+    error: Exception | None = None
 
-def trainer_died(ref) -> bool:
-    """Whether the (ready) answer `ref` says its trainer process died, not that training
-    raised: the run did not finish and may be tried again."""
-    try:
-        ray.get(ref, timeout=0)
-    except ray.exceptions.RayActorError:
-        return True
-    except Exception:
-        return False
-    return False
+    @classmethod
+    def of(cls, ref) -> Answer:
+        """The answer of a ready `ref`."""
+        try:
+            return cls(result=ray.get(ref, timeout=0))
+        except Exception as error:
+            return cls(error=error)
+
+    @property
+    def trainer_died(self) -> bool:
+        """The trainer's process died (not training raising): the run may be tried again."""
+        return isinstance(self.error, ray.exceptions.RayActorError)
+
+    @property
+    def out_of_memory(self) -> bool:
+        """Training ran out of GPU memory."""
+        cause = getattr(self.error, "cause", None)
+        return isinstance(self.error, ray.exceptions.RayTaskError) and isinstance(
+            cause, OutOfDeviceMemory
+        )
