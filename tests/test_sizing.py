@@ -79,23 +79,25 @@ def test_the_probe_trains_the_largest_batch_and_the_widest_model_for_one_epoch()
     assert {cfg.epochs for cfg in chosen} == {1} and probe_configs([]) == []
 
 
-def oom_when_shared(log: Path, cfg, data, device, on_epoch=None):
-    """Train, unless seed 1 has a GPU share below 1: then out of GPU memory, as torch says it."""
+def log_share(log: Path, cfg) -> float:
+    """The GPU share this attempt at `cfg` got, appended to the run's line in `log`."""
     share = ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0)
     with (log / cfg.run_id).open("a") as attempts:
         attempts.write(f"{share}\n")
-    if cfg.seed == 1 and share < 1:
+    return share
+
+
+def oom_when_shared(log: Path, cfg, data, device, on_epoch=None):
+    """Train, unless seed 1 has a GPU share below 1: then out of GPU memory, as torch says it."""
+    if log_share(log, cfg) < 1 and cfg.seed == 1:
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
     return train_run(cfg, data, device, on_epoch=on_epoch)
 
 
-@pytest.fixture(scope="module")
-def logical_gpu():
-    """One Ray for the module: 1 CPU (one trainer at a time) and one logical GPU (no CUDA)."""
-    ray.init(address="local", num_cpus=1, num_gpus=1, include_dashboard=False,
-             logging_level="ERROR")  # fmt: skip
-    yield
-    ray.shutdown()
+@pytest.fixture
+def logical_gpu(local_ray):
+    """1 CPU (one trainer at a time) and one logical GPU (no CUDA), one Ray for the module."""
+    local_ray(num_cpus=1, num_gpus=1)
 
 
 def grid(tmp_path: Path, data, gpus: float | None, train_fn=None, name="exp"):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import ray
 import torch
+from test_sizing import log_share
 
 from fmnist_ray.config import RunConfig
 from fmnist_ray.grid import load_experiment
@@ -22,12 +23,9 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # trainers call this file's code
 
 
-@pytest.fixture(scope="module")
-def one_gpu():
-    ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False,
-             logging_level="ERROR")  # fmt: skip
-    yield
-    ray.shutdown()
+@pytest.fixture
+def one_gpu(local_ray):
+    local_ray(num_cpus=2, num_gpus=1)
 
 
 def test_the_probe_measures_a_real_trainer(one_gpu, fmnist):
@@ -43,10 +41,7 @@ def test_the_probe_measures_a_real_trainer(one_gpu, fmnist):
 
 def too_large_when_shared(log: Path, cfg, data, device, on_epoch=None):
     """Seed 1 with a GPU share below 1 asks for more than the whole GPU: a real CUDA OOM."""
-    share = ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0)
-    with (log / cfg.run_id).open("a") as attempts:
-        attempts.write(f"{share}\n")
-    if cfg.seed == 1 and share < 1:
+    if log_share(log, cfg) < 1 and cfg.seed == 1:
         torch.empty(torch.cuda.mem_get_info()[1] * 2, dtype=torch.uint8, device=device)
     return train_run(cfg, data, device, on_epoch=on_epoch)
 
