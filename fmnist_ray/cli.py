@@ -1,7 +1,7 @@
-"""The `fmnist-ray` command line: train, plan, run, submit, report, export. Commands stay thin: plan, run
-and report call the Python API (fmnist_ray.api), whose signatures give their defaults; heavy
-imports (torch, ray, matplotlib) happen inside them so `--help` is instant. User mistakes are one
-line on stderr and exit code 2, never a traceback."""
+"""The `fmnist-ray` command line: train, plan, run, submit, report, export. Commands stay thin:
+plan, run and report call the Python API (fmnist_ray.api), whose signatures give their defaults;
+heavy imports (torch, ray, matplotlib) happen inside them so `--help` is instant. User mistakes
+are one line on stderr and exit code 2, never a traceback."""
 
 from __future__ import annotations
 

@@ -95,10 +95,10 @@ class Dispatch:
     trainers: list[Any] = field(default_factory=list)  # every trainer started, to stop at the end
     start_args: tuple = ()
 
-    def start(self, todo, resolved, data, board, train_fn: TrainFn | None) -> None:
+    def start(self, todo, resolved, data_ref, board, train_fn: TrainFn | None) -> None:
         """Queue the runs in the order given (longest first) and start each shape's trainers,
-        as many as its slots and runs allow, each with its first run."""
-        data_ref = ray.put(data)  # once; every trainer reads the same object, no dataset files
+        as many as its slots and runs allow, each with its first run. `data_ref`: the dataset
+        in the object store, which every trainer reads (no dataset files on the nodes)."""
         self.start_args = (data_ref, board, train_fn, self.commit)
         for run in todo:
             self.queues.setdefault(resolved[run.resources], deque()).append(run)

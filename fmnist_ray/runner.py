@@ -121,7 +121,7 @@ def resolve_resources(requested: Resources) -> Resources:
 
 
 def size_from_memory(
-    resolved: dict[Resources, Resources], todo: list[PlannedRun], data: FashionMNIST, stream
+    resolved: dict[Resources, Resources], todo: list[PlannedRun], data_ref, stream
 ) -> dict[Resources, Resources]:
     """Where no GPU share was asked for and the cluster has GPUs, the share from measured memory
     (sizing.runs_per_gpu): a probe trains the shape's largest runs alone on a whole GPU. No CUDA
@@ -130,7 +130,6 @@ def size_from_memory(
     unsized = [shape for shape, got in resolved.items() if shape.gpus is None and got.gpus]
     if not unsized:
         return resolved
-    data_ref = ray.put(data)
     for shape in unsized:
         configs = [run.config for run in todo if run.resources == shape]
         try:
@@ -194,7 +193,8 @@ def run_grid(
     if not todo:
         return outcome
     resolved = {res: resolve_resources(res) for res in {run.resources for run in todo}}
-    resolved = size_from_memory(resolved, todo, data, stream)
+    data_ref = ray.put(data)  # once: the memory probe and every trainer read this object
+    resolved = size_from_memory(resolved, todo, data_ref, stream)
     for exp in plan.experiments:
         requested = plan.resources[exp.name]
         write_manifest(exp, plan.folder(exp.name), plan, resolved.get(requested, requested))
@@ -204,7 +204,7 @@ def run_grid(
     board = ProgressBoard.options(name=f"fmnist-ray-progress-{uuid.uuid4().hex[:8]}").remote()
     try:
         with interruptible():
-            grid.start(todo, resolved, data, board, train_fn)
+            grid.start(todo, resolved, data_ref, board, train_fn)
             grid.wait_all(board)
     except KeyboardInterrupt as interrupt:
         outcome.signal = signal_of(interrupt)
