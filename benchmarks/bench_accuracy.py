@@ -10,9 +10,9 @@ import time
 
 import torch
 
-from fmnist_ray.config import RunConfig
-from fmnist_ray.data import load_fashion_mnist
-from fmnist_ray.train import pick_device, train_run
+from fmnist_ray.spec.config import RunConfig
+from fmnist_ray.training.data import load_fashion_mnist
+from fmnist_ray.training.train import pick_device, train_run
 
 
 def main() -> None:

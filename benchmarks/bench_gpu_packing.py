@@ -19,8 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from fmnist_ray.cost import most_at_once
-from fmnist_ray.results import find_run_files, read_metadata, read_results, run_span
+from fmnist_ray.planning.cost import most_at_once
+from fmnist_ray.store.results import find_run_files, read_metadata, read_results, run_span
 
 
 def run_share(share: float, args, work: Path) -> dict:

@@ -11,9 +11,9 @@ import argparse
 
 import torch
 
-from fmnist_ray import train
-from fmnist_ray.config import RunConfig
-from fmnist_ray.data import DeviceData, load_fashion_mnist
+from fmnist_ray.spec.config import RunConfig
+from fmnist_ray.training import train
+from fmnist_ray.training.data import DeviceData, load_fashion_mnist
 
 CONFIGS = {
     "lenet5 base": RunConfig(epochs=2),

@@ -28,8 +28,8 @@ from pathlib import Path
 import pyarrow.compute as pc
 import torch
 
-from fmnist_ray.config import RunConfig
-from fmnist_ray.results import find_run_files, read_metadata, read_results, read_run, run_span
+from fmnist_ray.spec.config import RunConfig
+from fmnist_ray.store.results import find_run_files, read_metadata, read_results, read_run, run_span
 
 sys.path.insert(0, str(Path(__file__).parent))
 from study_loop import study_train  # noqa: E402
@@ -129,7 +129,7 @@ def way_b_study_loop(data_dir: str) -> dict:
 def tune_trainable(config: dict, data) -> None:
     from ray import tune
 
-    from fmnist_ray.train import train_run
+    from fmnist_ray.training.train import train_run
 
     torch.set_num_threads(1)
     cfg = RunConfig(model=config["model"], epochs=config["epochs"], seed=config["seed"])
@@ -144,7 +144,7 @@ def way_c_ray_tune(data_dir: str, work: Path, cpus: int) -> dict:
     except ImportError as error:  # ray without the `tune` extra (pandas, tensorboardX, ...)
         return {"skipped": str(error)}
 
-    from fmnist_ray.data import load_fashion_mnist
+    from fmnist_ray.training.data import load_fashion_mnist
 
     ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level="ERROR")
     try:

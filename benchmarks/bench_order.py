@@ -20,12 +20,12 @@ from pathlib import Path
 
 import ray
 
-from fmnist_ray.cost import lower_bound
-from fmnist_ray.data import load_fashion_mnist
-from fmnist_ray.grid import load_experiments
-from fmnist_ray.plan import make_plan, prepare
-from fmnist_ray.results import find_run_files, read_metadata, run_span
-from fmnist_ray.runner import run_grid
+from fmnist_ray.planning.cost import lower_bound
+from fmnist_ray.planning.plan import make_plan, prepare
+from fmnist_ray.runner.driver import run_grid
+from fmnist_ray.spec.grid import load_experiments
+from fmnist_ray.store.results import find_run_files, read_metadata, run_span
+from fmnist_ray.training.data import load_fashion_mnist
 
 SLOTS = 2
 GRID = """description = "benchmark: six short runs, then one long one (last in the file)"

@@ -14,9 +14,9 @@ import statistics
 import torch
 from study_loop import study_train
 
-from fmnist_ray.config import RunConfig
-from fmnist_ray.data import DeviceData, load_fashion_mnist
-from fmnist_ray.train import pick_device, train_run
+from fmnist_ray.spec.config import RunConfig
+from fmnist_ray.training.data import DeviceData, load_fashion_mnist
+from fmnist_ray.training.train import pick_device, train_run
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Fit the constants of fmnist_ray/cost.py: time one training epoch and one test pass of several
+"""Fit the constants of fmnist_ray/planning/cost.py: time one training epoch and one test pass of several
 configs on one CPU thread, then non-negative least-squares the per-MAC, per-image and per-step costs.
 
     python benchmarks/calibrate_cost.py --data-dir ../shared/data [--train 12000] [--smoke]
@@ -11,12 +11,12 @@ import numpy as np
 import torch
 from scipy.optimize import nnls
 
-from fmnist_ray.config import RunConfig
-from fmnist_ray.cost import estimate_seconds, work_per_image
-from fmnist_ray.data import DeviceData, load_fashion_mnist
-from fmnist_ray.models import build_model
-from fmnist_ray.steps import make_step
-from fmnist_ray.train import _train_epoch, evaluate, make_loss, make_optimizer
+from fmnist_ray.planning.cost import estimate_seconds, work_per_image
+from fmnist_ray.spec.config import RunConfig
+from fmnist_ray.training.data import DeviceData, load_fashion_mnist
+from fmnist_ray.training.models import build_model
+from fmnist_ray.training.steps import make_step
+from fmnist_ray.training.train import _train_epoch, evaluate, make_loss, make_optimizer
 
 CONFIGS = [
     RunConfig(batch_size=10),

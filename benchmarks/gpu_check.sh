@@ -57,8 +57,8 @@ end=$(date +%s.%N)
 python3 -c "
 import sys
 from collections import Counter
-from fmnist_ray.devices import describe_devices, device_label, sharing
-from fmnist_ray.results import find_run_files, read_metadata
+from fmnist_ray.store.devices import describe_devices, device_label, sharing
+from fmnist_ray.store.results import find_run_files, read_metadata
 wall = float(sys.argv[2]) - float(sys.argv[1])
 metas = [read_metadata(p) for p in find_run_files([sys.argv[3]])]
 print(f'{len(metas)} runs in {wall:.1f} s end to end: {len(metas) * 2 * 60000 / wall:,.0f} '

@@ -155,7 +155,7 @@ def parse_cli(args: list[str]) -> None:
     check that every path argument (experiment files) exists."""
     import typer
 
-    from fmnist_ray.cli import app
+    from fmnist_ray.cli.commands import app
 
     group = typer.main.get_command(app)
     command = group.commands[args[0]]

@@ -1,6 +1,6 @@
 """What the committed study cost, read from its results: run-hours (each unique run's start to
 end, from its metadata), the wall time of each `run` process that trained it (grouped by the
-git commit the runs record), and `plan`'s estimate (fmnist_ray.cost) against what each
+git commit the runs record), and `plan`'s estimate (fmnist_ray.planning.cost) against what each
 experiment's runs took.
 
     python benchmarks/study_cost.py [--results results] [--slots 2] [--smoke]
@@ -14,9 +14,9 @@ import argparse
 from collections import defaultdict
 from pathlib import Path
 
-from fmnist_ray.config import RunConfig
-from fmnist_ray.cost import estimate_seconds, makespan
-from fmnist_ray.results import find_run_files, read_metadata, run_span
+from fmnist_ray.planning.cost import estimate_seconds, makespan
+from fmnist_ray.spec.config import RunConfig
+from fmnist_ray.store.results import find_run_files, read_metadata, run_span
 
 REPO = Path(__file__).resolve().parents[1]
 STUDY_DIR = REPO / "experiments" / "study"

@@ -9,9 +9,9 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
-from fmnist_ray.config import RunConfig
-from fmnist_ray.models import build_model
-from fmnist_ray.train import make_loss, make_optimizer
+from fmnist_ray.spec.config import RunConfig
+from fmnist_ray.training.models import build_model
+from fmnist_ray.training.train import make_loss, make_optimizer
 
 
 def study_datasets(data_dir: str):

@@ -14,7 +14,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # document this checkout's code, not an installed copy
 
-from fmnist_ray.config import (  # noqa: E402
+from fmnist_ray.spec.config import (  # noqa: E402
     CONFIG_FIELDS,
     NEUTRAL,
     SEED_FIELD,

@@ -13,24 +13,24 @@ from pathlib import Path
 
 from scipy import stats as scipy_stats
 
-from fmnist_ray.grid import load_experiments
-from fmnist_ray.metrics import metric
-from fmnist_ray.plan import Plan, make_plan
-from fmnist_ray.report.analysis import verdict_of
-from fmnist_ray.report.build import analyze
-from fmnist_ray.report.load import read_reference
-from fmnist_ray.report.model import Arm, ExperimentReport, ReferenceCheck
-from fmnist_ray.report.power import reference_offsets
-from fmnist_ray.report.references import parse_references
-from fmnist_ray.report.stats import ALPHA, CONFIDENCE, POWER, compare, sd_range, seeds_needed
-from fmnist_ray.report.text import (
+from fmnist_ray.planning.plan import Plan, make_plan
+from fmnist_ray.reporting.analysis import verdict_of
+from fmnist_ray.reporting.build import analyze
+from fmnist_ray.reporting.load import read_reference
+from fmnist_ray.reporting.model import Arm, ExperimentReport, ReferenceCheck
+from fmnist_ray.reporting.power import reference_offsets
+from fmnist_ray.reporting.references import parse_references
+from fmnist_ray.reporting.stats import ALPHA, CONFIDENCE, POWER, compare, sd_range, seeds_needed
+from fmnist_ray.reporting.text import (
     format_p,
     interval,
     metric_interval,
     metric_text,
     signed,
 )
-from fmnist_ray.results import find_run_files, read_metadata
+from fmnist_ray.spec.grid import load_experiments
+from fmnist_ray.spec.metrics import metric
+from fmnist_ray.store.results import find_run_files, read_metadata
 
 REPO = Path(__file__).resolve().parents[1]
 GPU_RESULTS = "benchmarks/RESULTS.md#on-a-gpu-2026-11-30-nvidia-h200"

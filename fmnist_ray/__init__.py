@@ -45,9 +45,9 @@ def __getattr__(name: str) -> Any:
 
 
 class _Package(types.ModuleType):
-    """`plan`, `report` and `export` are also submodules (fmnist_ray/plan.py, report/, export/),
+    """`plan`, `report` and `export` are also submodules (planning/plan.py, ...),
     and importing a submodule binds its name on the package: here the API's functions keep the
-    names. The submodules stay importable (`from fmnist_ray.plan import make_plan`)."""
+    names. The submodules stay importable (`from fmnist_ray.planning.plan import make_plan`)."""
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _API and isinstance(value, types.ModuleType):

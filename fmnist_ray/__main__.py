@@ -1,5 +1,5 @@
 """`python -m fmnist_ray` runs the command line."""
 
-from .cli import main
+from .cli.commands import main
 
 main()

@@ -12,17 +12,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from .config import DEFAULT_RETRIES, ConfigError
 from .errors import FmnistRayError
-from .export import ExportCounts, ExportError, export
-from .metrics import DEFAULT_SHOWN_EFFECT, EFFECT_SCALE
+from .exporting import ExportCounts, ExportError, export
 from .outcome import GridInterrupted, PlanView, RunOutcome, RunRecord
+from .spec.config import DEFAULT_RETRIES, ConfigError
+from .spec.metrics import DEFAULT_SHOWN_EFFECT, EFFECT_SCALE
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from .plan import Plan
-    from .report import ReportResult
+    from .planning.plan import Plan
+    from .reporting import ReportResult
 
 __all__ = ["plan", "run", "load", "report", "export", "FmnistRayError", "ConfigError",
            "ExportError", "GridInterrupted", "PlanView", "RunOutcome", "RunRecord",
@@ -52,8 +52,8 @@ def plan(
     `runs`: list every run (default: for one file). `seeds_for`: instead, size each experiment
     for a difference of that many percentage points of final test accuracy."""
     from .console import plan_overview, run_table
-    from .grid import load_experiments
-    from .plan import make_plan
+    from .planning.plan import make_plan
+    from .spec.grid import load_experiments
 
     exps = load_experiments(_listed(experiments))
     the_plan = make_plan(exps, results)
@@ -71,9 +71,9 @@ def _seeds_for(exps, results, effect: float, slots: int) -> str:
     """`plan --seeds-for`: each experiment sized for `effect` (pp) from the results so far."""
     _check_effect("--seeds-for", effect)
     from .console import seeds_table
-    from .grid import with_seeds
-    from .plan import make_plan
-    from .report.build import size_experiments
+    from .planning.plan import make_plan
+    from .reporting.build import size_experiments
+    from .spec.grid import with_seeds
 
     reports = size_experiments(exps, results, effect / EFFECT_SCALE)
     sized = []
@@ -116,10 +116,10 @@ def run(
     `failed` and `exit_code`. Ctrl-C (in a notebook: interrupt the kernel), SIGTERM or SIGHUP
     cancel pending runs, keep every finished one, and raise GridInterrupted (a
     KeyboardInterrupt; its `outcome` says what was kept)."""
-    from .grid import load_experiments
-    from .lock import acquire, release
-    from .plan import make_plan
-    from .storage import locate, preflight
+    from .planning.plan import make_plan
+    from .spec.grid import load_experiments
+    from .store.lock import acquire, release
+    from .store.storage import locate, preflight
 
     say = _Printer(progress)
     exps = load_experiments(_listed(experiments))
@@ -179,7 +179,7 @@ def _train_plan(
 ) -> RunOutcome:
     """Quarantine and file what exists, then train the rest on Ray and sum it up."""
     from .outcome import run_outcome
-    from .plan import prepare
+    from .planning.plan import prepare
 
     for line in prepare(the_plan):
         say(line, err=line.startswith("warning"))
@@ -189,13 +189,13 @@ def _train_plan(
             f"{the_plan.root} (--force retrains them)")  # fmt: skip
         return run_outcome(the_plan, None)
 
-    from .data import load_fashion_mnist
+    from .training.data import load_fashion_mnist
 
     data = load_fashion_mnist(data_dir, download=download)  # fail before starting Ray
-    from .cluster import use_token_auth
+    from .runner.cluster import use_token_auth
 
     use_token_auth()  # before ray is imported: Ray reads the mode once
-    from . import runner
+    from .runner import driver as runner
 
     say(f"{names}: {len(the_plan.todo)} of {len(the_plan.runs)} unique runs to train "
         f"({the_plan.planned} planned) -> {the_plan.root}")  # fmt: skip
@@ -220,8 +220,8 @@ def load(root: str | os.PathLike, experiments: Paths | None = None) -> pa.Table:
     in it, as one table: one row per epoch, the config's fields and every metric as columns
     (`.to_pandas()` where pandas is installed). Files that do not read back as a whole run are
     left out with a warning. `experiments`: names, or experiment files (NAME.toml)."""
-    from .results import find_run_files, read_valid_runs
-    from .storage import StorageError, locate
+    from .store.results import find_run_files, read_valid_runs
+    from .store.storage import StorageError, locate
 
     where = locate(root)
     if not where.exists():
@@ -253,7 +253,7 @@ def report(
     `.index_path` the page to open first, `.notes` what the CLI prints as notes. `effect`: the
     difference in percentage points to size seeds for."""
     _check_effect("--effect", effect)
-    from .report import make_report
+    from .reporting import make_report
 
     out_dir = Path(out) if out is not None else None
     reference_path = Path(reference) if reference is not None else None

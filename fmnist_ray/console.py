@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import SEED_FIELD, format_value
-from .devices import describe_devices, mixed_warning
-from .grid import Experiment
-from .metrics import HEADLINE
 from .outcome import interrupted_message
-from .plan import Plan, PlannedRun, label, run_devices
-from .progress import clock
-from .sizing import MOST_RUNS_PER_GPU
+from .planning.plan import Plan, PlannedRun, label, run_devices
+from .planning.sizing import MOST_RUNS_PER_GPU
+from .runner.progress import clock
+from .spec.config import SEED_FIELD, format_value
+from .spec.grid import Experiment
+from .spec.metrics import HEADLINE
+from .store.devices import describe_devices, mixed_warning
 from .words import plural
 
 PLAN_STATUSES = ("done", "to file", "pending", "failed", "corrupt")  # a run, from one folder

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .config import RunConfig
-    from .dispatch import GridOutcome
-    from .plan import Plan, PlannedRun
+    from .planning.plan import Plan, PlannedRun
+    from .runner.dispatch import GridOutcome
+    from .spec.config import RunConfig
 
 
 def interrupted_message(signum: int) -> str:
@@ -79,8 +79,8 @@ class GridInterrupted(KeyboardInterrupt):
 
 def run_outcome(plan: Plan, grid: GridOutcome | None) -> RunOutcome:
     """The outcome of `plan`'s grid (None: nothing was trained), run by run."""
-    from .plan import label
-    from .results import run_path
+    from .planning.plan import label
+    from .store.results import run_path
 
     def record(run: PlannedRun, status: str, paths: Any = None, **more: Any) -> RunRecord:
         if paths is None:  # its result file in every experiment that holds it

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from fmnist_ray.data import ENV_VAR, default_cache_dir, load_fashion_mnist
+from fmnist_ray.training.data import ENV_VAR, default_cache_dir, load_fashion_mnist
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIRS = [Path(os.environ[ENV_VAR])] if os.environ.get(ENV_VAR) else [
@@ -199,8 +199,8 @@ def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 60) -> 
 def train_grid(experiments, data, results, resources=None, force=False, **options):
     """What `fmnist-ray run` does, in this process on the connected Ray: plan the experiments
     against the results root, tidy (quarantine, filing), train what is pending."""
-    from fmnist_ray.plan import make_plan, prepare
-    from fmnist_ray.runner import run_grid
+    from fmnist_ray.planning.plan import make_plan, prepare
+    from fmnist_ray.runner.driver import run_grid
 
     plan = make_plan(list(experiments), results, force=force, resources=resources)
     prepare(plan)

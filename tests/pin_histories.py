@@ -9,9 +9,9 @@ from pathlib import Path
 
 import torch
 
-from fmnist_ray.config import RunConfig
-from fmnist_ray.data import load_fashion_mnist
-from fmnist_ray.train import train_run
+from fmnist_ray.spec.config import RunConfig
+from fmnist_ray.training.data import load_fashion_mnist
+from fmnist_ray.training.train import train_run
 
 PINNED = Path(__file__).with_name("pinned_histories.json")
 KEYS = ("train_loss", "train_acc", "test_loss", "test_acc", "last_lr")

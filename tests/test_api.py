@@ -19,11 +19,12 @@ from conftest import REPO, cli, descendants, wait_for
 from test_faults import gone_within, results_of
 
 import fmnist_ray
-from fmnist_ray import api, progress
-from fmnist_ray.cli import app
-from fmnist_ray.config import RunConfig
-from fmnist_ray.options import as_arguments
-from fmnist_ray.results import SCHEMA, check_run
+from fmnist_ray import api
+from fmnist_ray.cli.commands import app
+from fmnist_ray.cli.options import as_arguments
+from fmnist_ray.runner import progress
+from fmnist_ray.spec.config import RunConfig
+from fmnist_ray.store.results import SCHEMA, check_run
 
 FC_GRID = 'seeds = [0, 1]\n[base]\nmodel = "fc"\nepochs = 1\n'
 
@@ -45,7 +46,9 @@ def experiment(folder: Path, text: str = FC_GRID, name: str = "exp") -> Path:
 def test_plan_run_and_load_a_grid_in_process(ray_here, tmp_path, small, monkeypatch, capsys):
     """Two fc runs of one epoch (on 2,000 training images: the data loader is the only stand-in)
     planned, trained quietly, reused on a second call, and read back as one table."""
-    monkeypatch.setattr("fmnist_ray.data.load_fashion_mnist", lambda *args, **kwargs: small)
+    monkeypatch.setattr(
+        "fmnist_ray.training.data.load_fashion_mnist", lambda *args, **kwargs: small
+    )
     exp, results = experiment(tmp_path), tmp_path / "results"
     view = fmnist_ray.plan(exp, results=str(results))
     assert len(view.plan.todo) == 2 and "2 pending" in view.text
@@ -110,7 +113,7 @@ import sys
 from fmnist_ray import load, plan, report, run
 heavy = ("torch", "ray", "matplotlib", "scipy", "pyarrow", "pandas")
 print(sorted(name for name in heavy if name in sys.modules))
-import fmnist_ray, fmnist_ray.plan, fmnist_ray.report  # submodules of the same names
+import fmnist_ray, fmnist_ray.planning.plan, fmnist_ray.reporting  # submodules of the same names
 print(fmnist_ray.plan is plan and fmnist_ray.report is report, callable(fmnist_ray.plan))
 """
 

@@ -8,8 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import cli
 
-from fmnist_ray.config import RunConfig
-from fmnist_ray.results import SCHEMA, read_metadata
+from fmnist_ray.spec.config import RunConfig
+from fmnist_ray.store.results import SCHEMA, read_metadata
 
 
 def test_train_fc_one_epoch_end_to_end(tmp_path, data_dir):
@@ -102,7 +102,7 @@ def listed_commands(help_text: str) -> list[str]:
 
 HELP_IMPORTS = """
 import sys, time
-from fmnist_ray.cli import main
+from fmnist_ray.cli.commands import main
 for args in ([], ["train"], ["plan"], ["run"], ["submit"], ["report"], ["export"]):
     sys.argv = ["fmnist-ray", *args, "--help"]
     try:
@@ -137,8 +137,8 @@ def test_help_is_quick_and_lists_commands():
 def test_submit_lends_runs_options_and_passes_them_on_as_run_parses_them():
     import typer
 
-    from fmnist_ray.cli import app
-    from fmnist_ray.options import as_arguments
+    from fmnist_ray.cli.commands import app
+    from fmnist_ray.cli.options import as_arguments
 
     commands = typer.main.get_command(app).commands
     run, submit = commands["run"], commands["submit"]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from fmnist_ray.config import TRAINING_VERSION, ConfigError, RunConfig, make_config
+from fmnist_ray.spec.config import TRAINING_VERSION, ConfigError, RunConfig, make_config
 
 
 def problems(**options) -> list[str]:
@@ -44,7 +44,7 @@ def test_run_id_is_stable_and_depends_on_every_field():
 
 def test_run_id_changes_with_the_training_version(monkeypatch):
     before = RunConfig().run_id
-    monkeypatch.setattr("fmnist_ray.config.TRAINING_VERSION", 2)
+    monkeypatch.setattr("fmnist_ray.spec.config.TRAINING_VERSION", 2)
     assert RunConfig().run_id != before
 
 

@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from fmnist_ray.data import ENV_VAR, DataError, DeviceData, load_fashion_mnist, resolve_data_dir
+from fmnist_ray.training.data import (
+    ENV_VAR,
+    DataError,
+    DeviceData,
+    load_fashion_mnist,
+    resolve_data_dir,
+)
 
 
 def test_loads_the_real_dataset(fmnist):
@@ -84,7 +90,7 @@ def test_an_unpacked_file_is_checked_by_md5_not_only_by_size(data_dir, tmp_path)
 @pytest.mark.parametrize("named_by", ["argument", "environment"])
 def test_a_named_folder_that_does_not_exist_is_never_created(tmp_path, monkeypatch, named_by):
     downloads = []
-    monkeypatch.setattr("fmnist_ray.data._download", downloads.append)
+    monkeypatch.setattr("fmnist_ray.training.data._download", downloads.append)
     typo = tmp_path / "shraed" / "data"
     if named_by == "environment":
         monkeypatch.setenv(ENV_VAR, str(typo))
@@ -96,7 +102,7 @@ def test_a_named_folder_that_does_not_exist_is_never_created(tmp_path, monkeypat
 
 def test_the_cache_is_downloaded_into_and_an_existing_named_folder_too(tmp_path, monkeypatch):
     downloads = []
-    monkeypatch.setattr("fmnist_ray.data._download", downloads.append)
+    monkeypatch.setattr("fmnist_ray.training.data._download", downloads.append)
     monkeypatch.delenv(ENV_VAR, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     for named in (None, tmp_path):  # the cache, then a folder that exists

@@ -9,12 +9,18 @@ from pathlib import Path
 import pytest
 
 from fmnist_ray.console import plan_overview, run_table
-from fmnist_ray.devices import device_label, sharing
-from fmnist_ray.grid import load_experiment
-from fmnist_ray.plan import make_plan
-from fmnist_ray.report import make_report
-from fmnist_ray.results import find_run_files, history_table, read_metadata, run_metadata, write_run
-from fmnist_ray.train import train_run
+from fmnist_ray.planning.plan import make_plan
+from fmnist_ray.reporting import make_report
+from fmnist_ray.spec.grid import load_experiment
+from fmnist_ray.store.devices import device_label, sharing
+from fmnist_ray.store.results import (
+    find_run_files,
+    history_table,
+    read_metadata,
+    run_metadata,
+    write_run,
+)
+from fmnist_ray.training.train import train_run
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENT = """description = "devices"

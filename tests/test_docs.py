@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fmnist_ray.report import default_out_dir
+from fmnist_ray.reporting import default_out_dir
 
 REPO = Path(__file__).resolve().parents[1]
 WORKER_NEEDS = {"torch", "ray", "pyarrow", "numpy", "pydantic", "rich"}  # README, `--address`
@@ -15,9 +15,9 @@ WORKER_SKIPS = {"torchvision", "matplotlib", "scipy", "typer"}
 
 
 def test_workers_import_exactly_what_the_readme_says_they_need():
-    """A worker unpickles the task from fmnist_ray.runner and imports fmnist_ray.train in it."""
+    """A worker unpickles the task from fmnist_ray.runner.driver and imports fmnist_ray.training.train in it."""
     probe = (
-        "import json, sys; import fmnist_ray.runner, fmnist_ray.train; "
+        "import json, sys; import fmnist_ray.runner.driver, fmnist_ray.training.train; "
         "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)

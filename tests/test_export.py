@@ -14,9 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import REPO, cli
 
-from fmnist_ray.export import ExportError, export
-from fmnist_ray.metrics import NAMES
-from fmnist_ray.results import METADATA_KEY, check_run, write_run
+from fmnist_ray.exporting import ExportError, export
+from fmnist_ray.spec.metrics import NAMES
+from fmnist_ray.store.results import METADATA_KEY, check_run, write_run
 
 BASELINE = REPO / "results" / "lenet_baseline"
 RUN_FILES = sorted((BASELINE / "runs").glob("*.parquet"))
@@ -142,7 +142,7 @@ def test_mlflow_from_object_storage(store, s3_uri, tmp_path):
     from mlflow import MlflowClient
     from pyarrow.fs import copy_files
 
-    from fmnist_ray.storage import locate
+    from fmnist_ray.store.storage import locate
 
     uri, _, _ = store
     target = locate(s3_uri) / "lenet_baseline"
@@ -250,7 +250,7 @@ def test_invalid_files_are_skipped_and_named(tmp_path):
 def test_missing_package_is_one_error_line(tmp_path, target, extra):
     """The package made unimportable for real: None in sys.modules makes `import` raise."""
     probe = (
-        f"import sys; sys.modules[{target!r}] = None; from fmnist_ray.cli import main; "
+        f"import sys; sys.modules[{target!r}] = None; from fmnist_ray.cli.commands import main; "
         f"sys.argv = ['fmnist-ray', 'export', {str(BASELINE)!r}, '--to', {target!r}, *{extra!r}]; main()"
     )
     done = subprocess.run(

@@ -30,12 +30,13 @@ from conftest import (
 )
 from ray.cluster_utils import Cluster
 
-from fmnist_ray import collect
-from fmnist_ray.collect import SPILL_DIR
-from fmnist_ray.config import RunConfig
-from fmnist_ray.grid import load_experiments
-from fmnist_ray.plan import make_plan
-from fmnist_ray.results import (
+from fmnist_ray.planning.plan import make_plan
+from fmnist_ray.runner import collect
+from fmnist_ray.runner.collect import SPILL_DIR
+from fmnist_ray.runner.driver import run_grid
+from fmnist_ray.spec.config import RunConfig
+from fmnist_ray.spec.grid import load_experiments
+from fmnist_ray.store.results import (
     InvalidResult,
     check_run,
     history_table,
@@ -43,8 +44,7 @@ from fmnist_ray.results import (
     read_metadata,
     write_run,
 )
-from fmnist_ray.runner import run_grid
-from fmnist_ray.train import train_run
+from fmnist_ray.training.train import train_run
 
 FC = 'model = "fc"\nepochs = 1'
 # Tasks call this file's helpers (log_attempt); Ray's workers cannot import a test file, so its
@@ -207,8 +207,8 @@ INTERRUPTED_DRIVER = """
 import sys, time
 from pathlib import Path
 import ray
-from fmnist_ray import collect
-from fmnist_ray.cli import main
+from fmnist_ray.runner import collect
+from fmnist_ray.cli.commands import main
 
 marks = Path(sys.argv[1])
 real_wait, real_write = ray.wait, collect.write_run

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from fmnist_ray.grid import ExperimentError, load_experiment
+from fmnist_ray.spec.grid import ExperimentError, load_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -24,10 +24,10 @@ from conftest import (
     wait_for_port,
 )
 
-from fmnist_ray.cluster import ray_temp_dir, recorded_address
-from fmnist_ray.config import RunConfig
-from fmnist_ray.grid import load_experiments
-from fmnist_ray.results import read_results, run_index
+from fmnist_ray.runner.cluster import ray_temp_dir, recorded_address
+from fmnist_ray.spec.config import RunConfig
+from fmnist_ray.spec.grid import load_experiments
+from fmnist_ray.store.results import read_results, run_index
 
 pytestmark = pytest.mark.slow
 VENV_BIN = str(Path(sys.executable).parent)
@@ -197,7 +197,7 @@ def test_submit_refuses_a_relative_results_before_contacting_anyone(tmp_path):
 def test_submit_ships_only_the_code_and_the_experiment_files(tmp_path, monkeypatch):
     """What the job's working directory holds when it is sent: this package's source files and
     the experiment files, nothing else of the checkout (results/, .venv/, benchmarks/...)."""
-    from fmnist_ray import submit
+    from fmnist_ray.runner import submit
 
     (tmp_path / "exps").mkdir()
     grid(tmp_path / "exps")
@@ -215,7 +215,7 @@ def test_submit_ships_only_the_code_and_the_experiment_files(tmp_path, monkeypat
     monkeypatch.chdir(Path(__file__).resolve().parents[1])  # a checkout, results/ and all
     code = submit.submit("http://h:8265", load_experiments([tmp_path / "exps"]), ["--force"],
                          wait=False, stream=io.StringIO())  # fmt: skip
-    package = Path(submit.__file__).parent
+    package = Path(submit.__file__).parents[1]
     sources = {
         f"fmnist_ray/{p.relative_to(package)}"
         for p in package.rglob("*")

@@ -10,8 +10,8 @@ import pytest
 import ray
 from conftest import train_grid
 
-from fmnist_ray.grid import load_experiment
-from fmnist_ray.results import find_run_files, git_commit, read_metadata
+from fmnist_ray.spec.grid import load_experiment
+from fmnist_ray.store.results import find_run_files, git_commit, read_metadata
 
 
 @pytest.mark.slow

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from fmnist_ray.config import RunConfig
-from fmnist_ray.models import FCNet, LeNet5, build_model, count_parameters
+from fmnist_ray.spec.config import RunConfig
+from fmnist_ray.training.models import FCNet, LeNet5, build_model, count_parameters
 
 X = torch.rand(4, 1, 28, 28)
 

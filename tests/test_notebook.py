@@ -10,7 +10,7 @@ from conftest import descendants, wait_for
 from jupyter_client import KernelManager
 from test_faults import gone_within, results_of
 
-from fmnist_ray.results import check_run
+from fmnist_ray.store.results import check_run
 
 pytestmark = pytest.mark.slow
 GRID = 'seeds = [0, 1, 2]\n[base]\nmodel = "fc"\nepochs = 1\n'

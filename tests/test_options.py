@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from fmnist_ray.config import (
+from fmnist_ray.spec.config import (
     CONFIG_FIELDS,
     NEUTRAL,
     SEED_FIELD,
@@ -20,7 +20,7 @@ from fmnist_ray.config import (
     to_columns,
     value_type,
 )
-from fmnist_ray.results import CONFIG_COLUMNS
+from fmnist_ray.store.results import CONFIG_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 # Every field of the first schema away from its default, so that one dropped or mangled anywhere

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from fmnist_ray.config import RunConfig
-from fmnist_ray.cost import estimate_seconds, lower_bound, makespan
-from fmnist_ray.grid import ExperimentError, load_experiments
-from fmnist_ray.plan import make_plan, prepare
-from fmnist_ray.results import history_table, read_metadata, read_run, run_path, write_run
+from fmnist_ray.planning.cost import estimate_seconds, lower_bound, makespan
+from fmnist_ray.planning.plan import make_plan, prepare
+from fmnist_ray.spec.config import RunConfig
+from fmnist_ray.spec.grid import ExperimentError, load_experiments
+from fmnist_ray.store.results import history_table, read_metadata, read_run, run_path, write_run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -104,7 +104,7 @@ def test_plan_prints_the_wall_time_for_the_slots_it_would_get(tmp_path):
     --slots, the CPUs here divided by each run's CPUs (here all of them: one slot)."""
     from conftest import cli
 
-    from fmnist_ray.progress import clock
+    from fmnist_ray.runner.progress import clock
 
     path = write(tmp_path, "mixed", f"seeds = [0]\n[base]\nepochs = 2\n[grid]\nbatch_size = [20, 100, 500]\n"
                  f"[resources]\ncpus = {os.cpu_count()}\n")  # fmt: skip

@@ -16,9 +16,8 @@ from matplotlib.colors import to_rgba
 from matplotlib.text import Text
 from scipy import stats
 
-from fmnist_ray.config import RunConfig
-from fmnist_ray.report import ReportError, default_out_dir, load_reports, make_report
-from fmnist_ray.report.figures import (
+from fmnist_ray.reporting import ReportError, default_out_dir, load_reports, make_report
+from fmnist_ray.reporting.figures import (
     arm_colors,
     build_figures,
     curve_figure,
@@ -26,9 +25,10 @@ from fmnist_ray.report.figures import (
     grid_roles,
     overview_figure,
 )
-from fmnist_ray.report.figures.common import REFERENCE_LABEL
-from fmnist_ray.report.model import BETTER, INCOMPLETE, NOT_SIGNIFICANT, WORSE
-from fmnist_ray.results import history_table, write_failure, write_run
+from fmnist_ray.reporting.figures.common import REFERENCE_LABEL
+from fmnist_ray.reporting.model import BETTER, INCOMPLETE, NOT_SIGNIFICANT, WORSE
+from fmnist_ray.spec.config import RunConfig
+from fmnist_ray.store.results import history_table, write_failure, write_run
 
 REPO = Path(__file__).resolve().parents[1]
 STUDY_REFERENCE = REPO / "study_reference.csv"
@@ -467,7 +467,7 @@ def test_default_out_dir_rule(tmp_path):
 
 def test_importing_the_error_loads_no_plotting_and_no_scipy():
     code = (
-        "import sys; from fmnist_ray.report import ReportError; import fmnist_ray.cli; "
+        "import sys; from fmnist_ray.reporting import ReportError; import fmnist_ray.cli.commands; "
         "print(sorted(m for m in ('matplotlib', 'scipy') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
@@ -680,7 +680,7 @@ def test_same_arm_same_colour_across_figures(study):
 
 
 def test_an_incomplete_base_drops_only_what_makes_it_incomplete():
-    from fmnist_ray.report.base import nearest_run
+    from fmnist_ray.reporting.base import nearest_run
 
     # steplr without step_size: the schedule goes, with everything that depends on it.
     steplr = nearest_run({"epochs": 20, "scheduler": "steplr", "gamma": 0.9})

@@ -14,9 +14,8 @@ from scipy import stats as scipy_stats
 from statsmodels.stats.power import TTestIndPower, TTestPower
 from test_report import CLEAR, LEVEL, STUDY_REFERENCE, build_optimizer
 
-from fmnist_ray.grid import load_experiment, with_seeds
-from fmnist_ray.report import make_report
-from fmnist_ray.report.stats import (
+from fmnist_ray.reporting import make_report
+from fmnist_ray.reporting.stats import (
     DUNNETT,
     POWER,
     detectable,
@@ -27,6 +26,7 @@ from fmnist_ray.report.stats import (
     seeds_needed,
     t_power,
 )
+from fmnist_ray.spec.grid import load_experiment, with_seeds
 
 # Dunnett (1955), Table 1 (blood counts): a control and two drugs; the example scipy documents.
 CONTROL = [7.40, 8.50, 7.20, 8.24, 9.84, 8.32]

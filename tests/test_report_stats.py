@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from fmnist_ray.report.stats import PAIRED, WELCH, compare, holm, paired, summarize, welch
+from fmnist_ray.reporting.stats import PAIRED, WELCH, compare, holm, paired, summarize, welch
 
 # Welch's t-test, Example 1 of https://en.wikipedia.org/wiki/Welch%27s_t-test:
 # t = -2.46, df = 25.0, p = 0.021.

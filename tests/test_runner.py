@@ -23,11 +23,12 @@ from conftest import (
 from ray.cluster_utils import Cluster
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from fmnist_ray.config import Resources, RunConfig
-from fmnist_ray.cost import most_at_once
-from fmnist_ray.grid import load_experiment, load_experiments
-from fmnist_ray.plan import make_plan
-from fmnist_ray.results import (
+from fmnist_ray.planning.cost import most_at_once
+from fmnist_ray.planning.plan import make_plan
+from fmnist_ray.runner.driver import resolve_resources, run_grid
+from fmnist_ray.spec.config import Resources, RunConfig
+from fmnist_ray.spec.grid import load_experiment, load_experiments
+from fmnist_ray.store.results import (
     done_run_ids,
     read_failures,
     read_metadata,
@@ -36,8 +37,7 @@ from fmnist_ray.results import (
     run_path,
     run_span,
 )
-from fmnist_ray.runner import resolve_resources, run_grid
-from fmnist_ray.train import train_run
+from fmnist_ray.training.train import train_run
 
 
 def experiment(tmp_path, grid="", base="epochs = 1", seeds=(0, 1), name="exp"):

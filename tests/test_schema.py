@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from fmnist_ray.results import InvalidResult, check_run
+from fmnist_ray.store.results import InvalidResult, check_run
 
 REPO = Path(__file__).resolve().parents[1]
 ANCHOR = "    # LeNet-5 only: None for `fc`, filled with the base case for `lenet5`.\n"
@@ -28,7 +28,7 @@ def grown(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("grown")
     package = root / "fmnist_ray"
     shutil.copytree(REPO / "fmnist_ray", package, ignore=shutil.ignore_patterns("__pycache__"))
-    config = package / "config.py"
+    config = package / "spec" / "config.py"
     text = config.read_text()
     assert ANCHOR in text, "the test's anchor moved: update ANCHOR"
     config.write_text(text.replace(ANCHOR, NEW_FIELD + ANCHOR))
@@ -47,7 +47,7 @@ def run_with(package_root: Path, *args: str) -> subprocess.CompletedProcess:
 
 def test_a_new_neutral_field_keeps_committed_runs_done(grown):
     check = run_with(grown, "-c", textwrap.dedent("""
-        from fmnist_ray.config import RunConfig
+        from fmnist_ray.spec.config import RunConfig
         assert RunConfig().label_smoothing == 0.0
         assert RunConfig().run_id == "859ffaf356f9"
         assert RunConfig(label_smoothing=0.1).run_id != "859ffaf356f9"
@@ -69,9 +69,9 @@ def test_old_and_new_result_files_read_back_together(grown, tmp_path):
     runs.mkdir(parents=True)
     shutil.copy(OLD_RUN, runs)
     script = textwrap.dedent(f"""
-        from fmnist_ray.config import RunConfig
-        from fmnist_ray.results import SCHEMA, check_run, history_table, read_results, write_run
-        from fmnist_ray.report.load import load_tree
+        from fmnist_ray.spec.config import RunConfig
+        from fmnist_ray.store.results import SCHEMA, check_run, history_table, read_results, write_run
+        from fmnist_ray.reporting.load import load_tree
 
         old = check_run({str(runs / OLD_RUN.name)!r})
         assert old.schema.names == SCHEMA.names, old.schema.names

@@ -12,12 +12,8 @@ import pytest
 import ray
 import torch
 
-from fmnist_ray.config import RunConfig
-from fmnist_ray.grid import load_experiment
-from fmnist_ray.plan import make_plan
-from fmnist_ray.results import read_failures, read_metadata
-from fmnist_ray.runner import run_grid
-from fmnist_ray.sizing import (
+from fmnist_ray.planning.plan import make_plan
+from fmnist_ray.planning.sizing import (
     GIB,
     MOST_RUNS_PER_GPU,
     GpuMemory,
@@ -25,7 +21,11 @@ from fmnist_ray.sizing import (
     probe_configs,
     runs_per_gpu,
 )
-from fmnist_ray.train import train_run
+from fmnist_ray.runner.driver import run_grid
+from fmnist_ray.spec.config import RunConfig
+from fmnist_ray.spec.grid import load_experiment
+from fmnist_ray.store.results import read_failures, read_metadata
+from fmnist_ray.training.train import train_run
 
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # trainers call this file's code
 

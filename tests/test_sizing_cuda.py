@@ -11,13 +11,13 @@ import ray
 import torch
 from test_sizing import log_share
 
-from fmnist_ray.config import RunConfig
-from fmnist_ray.grid import load_experiment
-from fmnist_ray.plan import make_plan
-from fmnist_ray.runner import run_grid
-from fmnist_ray.sizing import GIB, runs_per_gpu
-from fmnist_ray.train import train_run
-from fmnist_ray.trainer import measure_gpu
+from fmnist_ray.planning.plan import make_plan
+from fmnist_ray.planning.sizing import GIB, runs_per_gpu
+from fmnist_ray.runner.driver import run_grid
+from fmnist_ray.runner.trainer import measure_gpu
+from fmnist_ray.spec.config import RunConfig
+from fmnist_ray.spec.grid import load_experiment
+from fmnist_ray.training.train import train_run
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # trainers call this file's code

@@ -7,12 +7,12 @@ import os
 import pytest
 from conftest import cli
 
-from fmnist_ray.config import Resources, RunConfig
-from fmnist_ray.grid import load_experiments
-from fmnist_ray.plan import make_plan
-from fmnist_ray.results import read_failures, read_results, run_index
-from fmnist_ray.runner import run_grid
-from fmnist_ray.storage import StorageError, locate
+from fmnist_ray.planning.plan import make_plan
+from fmnist_ray.runner.driver import run_grid
+from fmnist_ray.spec.config import Resources, RunConfig
+from fmnist_ray.spec.grid import load_experiments
+from fmnist_ray.store.results import read_failures, read_results, run_index
+from fmnist_ray.store.storage import StorageError, locate
 
 
 def test_local_writes_are_atomic_and_readable_by_others(tmp_path):

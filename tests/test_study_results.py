@@ -5,9 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fmnist_ray.grid import load_experiments
-from fmnist_ray.plan import make_plan
-from fmnist_ray.report.build import make_report
+from fmnist_ray.planning.plan import make_plan
+from fmnist_ray.reporting.build import make_report
+from fmnist_ray.spec.grid import load_experiments
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "results"

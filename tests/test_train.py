@@ -6,12 +6,12 @@ import math
 import pytest
 import torch
 
-from fmnist_ray.config import RunConfig
-from fmnist_ray.data import DeviceData
-from fmnist_ray.metrics import EPOCH, NAMES
-from fmnist_ray.models import build_model
-from fmnist_ray.steps import EagerStep
-from fmnist_ray.train import (
+from fmnist_ray.spec.config import RunConfig
+from fmnist_ray.spec.metrics import EPOCH, NAMES
+from fmnist_ray.training.data import DeviceData
+from fmnist_ray.training.models import build_model
+from fmnist_ray.training.steps import EagerStep
+from fmnist_ray.training.train import (
     DIVERGENCE_CHECK_STEPS,
     _train_epoch,
     evaluate,

@@ -5,10 +5,10 @@ the captured optimizer, and the history matches eager training of the same confi
 import pytest
 import torch
 
-from fmnist_ray.config import RunConfig
-from fmnist_ray.data import DeviceData
-from fmnist_ray.steps import WARMUP_STEPS
-from fmnist_ray.train import train_run
+from fmnist_ray.spec.config import RunConfig
+from fmnist_ray.training.data import DeviceData
+from fmnist_ray.training.steps import WARMUP_STEPS
+from fmnist_ray.training.train import train_run
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

@@ -16,12 +16,12 @@ import torch
 from conftest import wait_for
 from pin_histories import KEYS
 
-from fmnist_ray.config import RunConfig
-from fmnist_ray.grid import load_experiments
-from fmnist_ray.plan import make_plan
-from fmnist_ray.results import read_failures, read_metadata, read_run
-from fmnist_ray.runner import run_grid
-from fmnist_ray.train import train_run
+from fmnist_ray.planning.plan import make_plan
+from fmnist_ray.runner.driver import run_grid
+from fmnist_ray.spec.config import RunConfig
+from fmnist_ray.spec.grid import load_experiments
+from fmnist_ray.store.results import read_failures, read_metadata, read_run
+from fmnist_ray.training.train import train_run
 
 # Trainers call this file's functions; Ray's workers cannot import a test file.
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])

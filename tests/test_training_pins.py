@@ -10,9 +10,9 @@ import pytest
 import torch
 from pin_histories import CONFIGS, KEYS, PINNED, history
 
-from fmnist_ray.config import RunConfig
-from fmnist_ray.results import read_metadata, read_run
-from fmnist_ray.train import train_run
+from fmnist_ray.spec.config import RunConfig
+from fmnist_ray.store.results import read_metadata, read_run
+from fmnist_ray.training.train import train_run
 
 REPO = Path(__file__).resolve().parents[1]
 STUDY_RUNS = {

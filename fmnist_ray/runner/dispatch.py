@@ -1,0 +1,288 @@
+"""The driver's side of a grid in flight: a queue of runs per resource shape (longest first), a
+trainer per slot fed one run at a time, each result saved as it lands, a dead trainer replaced
+and its run retried, and the wind-down that keeps finished runs when the grid stops."""
+
+from __future__ import annotations
+
+import re
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import ray
+
+from ..planning.plan import Plan, PlannedRun
+from ..planning.sizing import OutOfDeviceMemory
+from ..spec.config import Resources
+from ..spec.metrics import HEADLINE, SECONDS
+from ..store.storage import Location
+from .collect import DestinationError, save_failure, save_result
+from .progress import GridProgress
+from .signals import patient
+from .trainer import Trainer, TrainFn, trainer_slots
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """A run this grid trained and saved (`path`: its file in the first experiment)."""
+
+    run: PlannedRun
+    status: str  # ok or diverged
+    final: dict[str, float]  # the last epoch's row
+    seconds: float  # of training, summed over epochs
+    path: Location
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FailedRun:
+    """A run that raised or whose trainer kept dying; its record is at `path`."""
+
+    run: PlannedRun
+    error: str  # the headline of what went wrong
+    path: Location | str
+    attempts: int
+
+
+@dataclass
+class GridOutcome:
+    """What `run_grid` did. Exit code: 128 + the signal when interrupted, 1 when a run failed
+    or could not be written, else 0."""
+
+    total: int
+    skipped: int = 0
+    finished: list[FinishedRun] = field(default_factory=list)
+    failed: list[FailedRun] = field(default_factory=list)
+    lost: list[DestinationError] = field(default_factory=list)  # finished, kept elsewhere
+    cancelled: int = 0
+    signal: int | None = None
+
+    @property
+    def interrupted(self) -> bool:
+        return self.signal is not None
+
+    @property
+    def exit_code(self) -> int:
+        if self.signal is not None:
+            return 128 + self.signal
+        return 1 if self.failed or self.lost else 0
+
+
+@dataclass(frozen=True)
+class Flight:
+    """A run sent to a trainer and not yet collected."""
+
+    run: PlannedRun
+    trainer: Any  # the Trainer actor's handle
+    shape: Resources
+
+
+@dataclass
+class Dispatch:
+    """Runs queued per resource shape, fed to that shape's trainers one at a time."""
+
+    plan: Plan
+    outcome: GridOutcome
+    commit: str | None
+    max_retries: int
+    progress: GridProgress
+    pending: dict[Any, Flight] = field(default_factory=dict)
+    queues: dict[Resources, deque[PlannedRun]] = field(default_factory=dict)
+    deaths: dict[str, int] = field(default_factory=dict)  # run id -> attempts its trainer died in
+    trainers: list[Any] = field(default_factory=list)  # every trainer started, to stop at the end
+    start_args: tuple = ()
+
+    def start(self, todo, resolved, data_ref, board, train_fn: TrainFn | None) -> None:
+        """Queue the runs in the order given (longest first) and start each shape's trainers,
+        as many as its slots and runs allow, each with its first run. `data_ref`: the dataset
+        in the object store, which every trainer reads (no dataset files on the nodes)."""
+        self.start_args = (data_ref, board, train_fn, self.commit)
+        for run in todo:
+            self.queues.setdefault(resolved[run.resources], deque()).append(run)
+        for shape, queue in self.queues.items():
+            for _ in range(min(trainer_slots(shape), len(queue))):
+                self.feed(self.new_trainer(shape), shape)
+
+    def new_trainer(self, shape: Resources):
+        data_ref, board, train_fn, commit = self.start_args
+        trainer = Trainer.options(num_cpus=shape.cpus, num_gpus=shape.gpus or 0).remote(
+            data_ref, shape.cpus, board, train_fn, commit
+        )
+        self.trainers.append(trainer)
+        return trainer
+
+    def feed(self, trainer, shape: Resources) -> None:
+        """Send `trainer` the next run of its shape, or stop it (freeing its slot) if none."""
+        queue = self.queues[shape]
+        if not queue:
+            ray.kill(trainer)
+            return
+        run = queue.popleft()
+        answer = trainer.train.remote(run.config.model_dump_json())
+        self.pending[answer] = Flight(run, trainer, shape)
+
+    def wait_all(self, board) -> None:
+        while self.pending:
+            ready, _ = ray.wait(list(self.pending), num_returns=1, timeout=1.0)
+            for ref in ready:
+                self.land(ref)
+            board = self.update_progress(board)
+
+    def land(self, ref) -> None:
+        """A trainer answered: retry its run if the trainer died, else give the trainer its next
+        run (so it never waits on the saving) and save this one."""
+        flight, got = self.pending[ref], Answer.of(ref)
+        if got.trainer_died:
+            del self.pending[ref]
+            self.retry(flight, got)
+            return
+        self.feed(flight.trainer, flight.shape)
+        if 0 < flight.shape.gpus < 1 and got.out_of_memory:
+            del self.pending[ref]
+            self.retry_alone(flight)
+            return
+        self.collect(ref, got)
+
+    def retry_alone(self, flight: Flight) -> None:
+        """A run that ran out of GPU memory beside others: queue it for a whole GPU (a trainer
+        of that shape starts once one is free); not a failure, unless it runs out alone too."""
+        alone = Resources(gpus=1.0, cpus=flight.shape.cpus)
+        print(f"{flight.run.run_id}: out of GPU memory with {flight.shape.gpus:g} GPU; retried "
+              "alone on a whole GPU", file=self.progress.stream)  # fmt: skip
+        self.queues.setdefault(alone, deque()).append(flight.run)
+        if not any(other.shape == alone for other in self.pending.values()):
+            self.feed(self.new_trainer(alone), alone)
+
+    def retry(self, flight: Flight, got: Answer) -> None:
+        """The trainer died under `flight`'s run (a killed process, a lost node): queue the run
+        first again until it has died max_retries + 1 times; a fresh trainer takes the slot if
+        the cluster still has it (after a lost node, the other trainers take the run)."""
+        run_id, shape = flight.run.run_id, flight.shape
+        self.deaths[run_id] = self.deaths.get(run_id, 0) + 1
+        if self.deaths[run_id] > self.max_retries:
+            self._collect(got, flight.run)  # records the failure with the trainer's error
+        else:
+            self.queues[shape].appendleft(flight.run)
+        alive = sum(1 for other in self.pending.values() if other.shape == shape)  # 1 run each
+        if self.queues[shape] and alive < trainer_slots(shape):
+            self.feed(self.new_trainer(shape), shape)
+
+    def update_progress(self, board):
+        """Poll the progress actor; if it died, go on without live epochs (never stop)."""
+        if board is None:
+            return None
+        try:
+            self.progress.update(*ray.get(board.snapshot.remote(), timeout=10))
+            return board
+        except ray.exceptions.RayError:
+            print("warning: progress actor lost; runs go on, epochs are no longer shown",
+                  file=self.progress.stream)  # fmt: skip
+            return None
+
+    def wind_down(self, stream: TextIO, why: str) -> None:
+        """Save every run that has finished (collected or not), cancel the rest (in flight or
+        queued). Further signals meanwhile only say that saving is under way."""
+
+        def say() -> None:
+            print(f"{why}: saving finished runs first, then stopping", file=stream, flush=True)
+
+        with patient(say):
+            refs = list(self.pending)
+            ready = ray.wait(refs, num_returns=len(refs), timeout=0)[0] if refs else []
+            for ref in ready:
+                got = Answer.of(ref)
+                if got.trainer_died:
+                    continue  # its run did not finish: cancelled below
+                try:
+                    self.collect(ref, got)
+                except DestinationError as error:
+                    self.outcome.lost.append(error)
+            queued = sum(len(queue) for queue in self.queues.values())
+            self.outcome.cancelled = len(self.pending) + queued
+            for queue in self.queues.values():
+                queue.clear()
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop every trainer (a run still in one is abandoned)."""
+        for trainer in self.trainers:
+            ray.kill(trainer)
+        self.trainers.clear()
+
+    def collect(self, ref, got: Answer) -> None:
+        """Save one finished run (or record its failure) the moment it lands. A signal while
+        it is saved leaves it pending, so the wind-down saves it (a write is whole or absent)."""
+        flight = self.pending.pop(ref)
+        try:
+            self._collect(got, flight.run)
+        except KeyboardInterrupt:
+            self.pending[ref] = flight
+            raise
+
+    def _collect(self, got: Answer, run: PlannedRun) -> None:
+        error = got.error
+        if isinstance(error, ray.exceptions.RayError):
+            cause = getattr(error, "cause", None)
+            message = f"{type(cause or error).__name__}: {cause or error}".strip()
+            # RayTaskError's text is the remote traceback, coloured for terminals: keep it plain.
+            remote = isinstance(error, ray.exceptions.RayTaskError)
+            attempts = 1 if remote else self.deaths.get(run.run_id, 1)  # raised: never retried
+            self.failed(run, message.splitlines()[0], ANSI.sub("", str(error)) if remote
+                        else message, attempts)  # fmt: skip
+        elif error is not None:  # a result we cannot even read: one run's problem, not the grid's
+            detail = "".join(traceback.format_exception(error))
+            self.failed(run, detail.splitlines()[-1], detail, 1)
+        else:
+            self.saved(run, got.result)
+
+    def saved(self, run: PlannedRun, result) -> None:
+        """Write a finished run and say so."""
+        path = save_result(run, self.plan, result)
+        final = result.history[-1]
+        seconds = sum(row[SECONDS.name] for row in result.history)
+        meta = result.metadata
+        where = f"node {meta['host']}" + (
+            f" gpu {','.join(meta['gpu_ids'])}" if meta["gpu_ids"] else ""
+        )
+        status = "" if result.status == "ok" else f"  {result.status.upper()}"
+        shown = HEADLINE.show(final[HEADLINE.name])
+        self.progress.finished(run.run_id, f"{shown}  {seconds:.0f}s  {where}{status}")
+        self.outcome.finished.append(FinishedRun(run, result.status, final, seconds, path, meta))
+
+    def failed(self, run: PlannedRun, headline: str, detail: str, attempts: int) -> None:
+        path = save_failure(run, self.plan, detail, self.commit, attempts)
+        self.outcome.failed.append(FailedRun(run, headline, path, attempts))
+        self.progress.failed(run.run_id, f"{headline[:120]}  -> {path}")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A trainer's answer for one run, fetched once: the run's result, or what `ray.get`
+    raised (the trainer died, training raised, the result could not be read)."""
+
+    result: Any = None
+    error: Exception | None = None
+
+    @classmethod
+    def of(cls, ref) -> Answer:
+        """The answer of a ready `ref`."""
+        try:
+            return cls(result=ray.get(ref, timeout=0))
+        except Exception as error:
+            return cls(error=error)
+
+    @property
+    def trainer_died(self) -> bool:
+        """The trainer's process died (not training raising): the run may be tried again."""
+        return isinstance(self.error, ray.exceptions.RayActorError)
+
+    @property
+    def out_of_memory(self) -> bool:
+        """Training ran out of GPU memory."""
+        cause = getattr(self.error, "cause", None)
+        return isinstance(self.error, ray.exceptions.RayTaskError) and isinstance(
+            cause, OutOfDeviceMemory
+        )
