@@ -5,8 +5,6 @@ instant."""
 
 from __future__ import annotations
 
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -42,17 +40,3 @@ def __getattr__(name: str) -> Any:
 
     value = globals()[name] = getattr(api, name)
     return value
-
-
-class _Package(types.ModuleType):
-    """`plan`, `report` and `export` are also submodules (planning/plan.py, ...),
-    and importing a submodule binds its name on the package: here the API's functions keep the
-    names. The submodules stay importable (`from fmnist_ray.planning.plan import make_plan`)."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _API and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

@@ -113,7 +113,7 @@ import sys
 from fmnist_ray import load, plan, report, run
 heavy = ("torch", "ray", "matplotlib", "scipy", "pyarrow", "pandas")
 print(sorted(name for name in heavy if name in sys.modules))
-import fmnist_ray, fmnist_ray.planning.plan, fmnist_ray.reporting  # submodules of the same names
+import fmnist_ray, fmnist_ray.planning.plan, fmnist_ray.reporting, fmnist_ray.exporting  # the parts
 print(fmnist_ray.plan is plan and fmnist_ray.report is report, callable(fmnist_ray.plan))
 """
 
