@@ -1,5 +1,5 @@
 """What `plan` and `run` print: the plan's tables and estimates, and a grid's summary. Plain
-text built from plans and outcomes (no Ray, no torch), so the commands only echo it."""
+text built from plans and outcomes, so the commands only echo it."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Reaching a Ray cluster: token authentication as Ray 2.60 sets it up, and one clear line when a
-cluster can't be reached or refuses the token. Never imports ray: `use_token_auth` must run
-before ray is imported, since Ray reads RAY_AUTH_MODE once, at import."""
+cluster can't be reached or refuses the token. Never imports ray (an import contract):
+`use_token_auth` must run before ray is imported, since Ray reads RAY_AUTH_MODE once, at import."""
 
 from __future__ import annotations
 

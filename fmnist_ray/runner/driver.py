@@ -1,6 +1,6 @@
 """The grid runner: start or join a cluster, check what a run needs fits a node, and train a plan
-through long-lived trainers (runner.trainer, fed by runner.dispatch; with this module the
-only code that imports `ray`), with live progress, failures, resume and Ctrl-C."""
+through long-lived trainers (runner.trainer, fed by runner.dispatch), with live progress,
+failures, resume and Ctrl-C."""
 
 from __future__ import annotations
 
