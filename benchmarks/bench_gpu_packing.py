@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 from fmnist_ray.planning.cost import most_at_once
-from fmnist_ray.store.results import find_run_files, read_metadata, read_results, run_span
+from fmnist_ray.store.results import find_run_files, read_metadata, run_span
+from fmnist_ray.store.tree import read_results
 
 
 def run_share(share: float, args, work: Path) -> dict:

@@ -29,7 +29,8 @@ import pyarrow.compute as pc
 import torch
 
 from fmnist_ray.spec.config import RunConfig
-from fmnist_ray.store.results import find_run_files, read_metadata, read_results, read_run, run_span
+from fmnist_ray.store.results import find_run_files, read_metadata, read_run, run_span
+from fmnist_ray.store.tree import read_results
 
 sys.path.insert(0, str(Path(__file__).parent))
 from study_loop import study_train  # noqa: E402

@@ -13,7 +13,8 @@ import argparse
 import statistics
 from pathlib import Path
 
-from fmnist_ray.store.results import find_run_files, read_metadata, read_results
+from fmnist_ray.store.results import find_run_files, read_metadata
+from fmnist_ray.store.tree import read_results
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 

@@ -220,8 +220,8 @@ def load(root: str | os.PathLike, experiments: Paths | None = None) -> pa.Table:
     in it, as one table: one row per epoch, the config's fields and every metric as columns
     (`.to_pandas()` where pandas is installed). Files that do not read back as a whole run are
     left out with a warning. `experiments`: names, or experiment files (NAME.toml)."""
-    from .store.results import find_run_files, read_valid_runs
     from .store.storage import StorageError, locate
+    from .store.tree import read_tree
 
     where = locate(root)
     if not where.exists():
@@ -234,11 +234,11 @@ def load(root: str | os.PathLike, experiments: Paths | None = None) -> pa.Table:
         missing = [folder.name for folder in folders if not folder.exists()]
         if missing:
             raise StorageError(f"{where}: no experiment {', '.join(missing)} here")
-    table, invalid = read_valid_runs(find_run_files(folders))
-    if invalid:
-        why = "; ".join(f"{path}: {reason}" for path, reason in invalid)
-        warnings.warn(f"left out {len(invalid)} invalid result files: {why}", stacklevel=2)
-    return table
+    tree = read_tree(folders)
+    if tree.invalid:
+        why = "; ".join(f"{path}: {reason}" for path, reason in tree.invalid)
+        warnings.warn(f"left out {len(tree.invalid)} invalid result files: {why}", stacklevel=2)
+    return tree.table()
 
 
 def report(

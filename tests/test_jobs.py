@@ -27,7 +27,7 @@ from conftest import (
 from fmnist_ray.runner.cluster import ray_temp_dir, recorded_address
 from fmnist_ray.spec.config import RunConfig
 from fmnist_ray.spec.grid import load_experiments
-from fmnist_ray.store.results import read_results, run_index
+from fmnist_ray.store.tree import read_results, read_tree
 
 pytestmark = pytest.mark.slow
 VENV_BIN = str(Path(sys.executable).parent)
@@ -103,7 +103,7 @@ def test_submit_runs_the_grid_as_a_ray_job_into_s3(tmp_path, ray_head, s3_uri, d
     assert "2 trained, 0 already done, 0 failed" in done.stdout  # the job's own log, followed
     assert "SUCCEEDED" in done.stdout
     expected = {RunConfig(model="fc", epochs=1, seed=s).run_id for s in (0, 1)}
-    assert set(run_index(s3_uri)) == expected
+    assert set(read_tree([s3_uri]).by_id()) == expected
     assert read_results([s3_uri]).num_rows == 2
     # The job saw what exists: submitted again, it trains nothing.
     again = cli("submit", grid(tmp_path), "--address", ray_head["dashboard"], "--results", s3_uri,

@@ -29,14 +29,13 @@ from fmnist_ray.runner.driver import resolve_resources, run_grid
 from fmnist_ray.spec.config import Resources, RunConfig
 from fmnist_ray.spec.grid import load_experiment, load_experiments
 from fmnist_ray.store.results import (
-    done_run_ids,
     read_failures,
     read_metadata,
-    read_results,
     read_run,
     run_path,
     run_span,
 )
+from fmnist_ray.store.tree import done_run_ids, read_results
 from fmnist_ray.training.train import train_run
 
 

@@ -70,7 +70,8 @@ def test_old_and_new_result_files_read_back_together(grown, tmp_path):
     shutil.copy(OLD_RUN, runs)
     script = textwrap.dedent(f"""
         from fmnist_ray.spec.config import RunConfig
-        from fmnist_ray.store.results import SCHEMA, check_run, history_table, read_results, write_run
+        from fmnist_ray.store.results import SCHEMA, check_run, history_table, write_run
+        from fmnist_ray.store.tree import read_results
         from fmnist_ray.reporting.load import load_tree
 
         old = check_run({str(runs / OLD_RUN.name)!r})

@@ -11,8 +11,9 @@ from fmnist_ray.planning.plan import make_plan
 from fmnist_ray.runner.driver import run_grid
 from fmnist_ray.spec.config import Resources, RunConfig
 from fmnist_ray.spec.grid import load_experiments
-from fmnist_ray.store.results import read_failures, read_results, run_index
+from fmnist_ray.store.results import read_failures
 from fmnist_ray.store.storage import StorageError, locate
+from fmnist_ray.store.tree import read_results, read_tree
 
 
 def test_local_writes_are_atomic_and_readable_by_others(tmp_path):
@@ -44,7 +45,7 @@ def test_grid_on_s3_runs_resumes_and_reads_back(tmp_path, s3_uri, data_dir):
     assert "2 trained, 0 already done, 0 failed" in first.stdout
     bucket_path = s3_uri.split("?")[0]
     assert bucket_path in first.stdout  # the URI is shown without its query
-    index = run_index(s3_uri)
+    index = read_tree([s3_uri]).by_id()
     assert set(index) == {RunConfig(model="fc", epochs=1, seed=s).run_id for s in (0, 1)}
     table = read_results([s3_uri])
     assert table.num_rows == 2 and set(table.column("experiment").to_pylist()) == {"exp"}

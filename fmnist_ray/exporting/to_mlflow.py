@@ -19,8 +19,8 @@ from mlflow.exceptions import MlflowException
 from ..spec.config import format_value
 from ..spec.metrics import EPOCH, NAMES
 from ..store.storage import first_line
+from ..store.tree import StoredRun
 from . import ExportCounts, ExportError
-from .runs import RunFile
 
 TAG = "fmnist_ray."  # our tags' prefix
 EXPERIMENT_TAG, RUN_ID_TAG, SHA256_TAG = TAG + "experiment", TAG + "run_id", TAG + "sha256"
@@ -31,7 +31,7 @@ ARTIFACT_DIR = "mlartifacts"  # beside a SQLite store: what `mlflow server` name
 
 
 def export_mlflow(
-    runs: list[RunFile], tracking_uri: str | None, experiment_name: str
+    runs: list[StoredRun], tracking_uri: str | None, experiment_name: str
 ) -> ExportCounts:
     """Log each run not yet in the experiment (or changed since) into the tracking store."""
     uri = tracking_uri or mlflow.get_tracking_uri()
@@ -91,7 +91,7 @@ def _existing_runs(client: MlflowClient, experiment_id: str) -> dict[tuple, list
             return found
 
 
-def _log_run(client: MlflowClient, experiment_id: str, run: RunFile) -> None:
+def _log_run(client: MlflowClient, experiment_id: str, run: StoredRun) -> None:
     """One MLflow run for one result file. The sha256 tag goes last: a run cut short by a
     crash has none, so the next export replaces it."""
     started, ended = run.span
@@ -112,7 +112,7 @@ def _log_run(client: MlflowClient, experiment_id: str, run: RunFile) -> None:
     client.set_tag(mlflow_id, SHA256_TAG, run.sha256)
 
 
-def run_tags(run: RunFile) -> dict[str, str]:
+def run_tags(run: StoredRun) -> dict[str, str]:
     """What finds the run again (experiment, run id), what the metadata says about it, where it
     came from, and the git commit also as MLflow's own tag (shown in its UI)."""
     tags = {EXPERIMENT_TAG: run.experiment, RUN_ID_TAG: run.run_id, TAG + "source": str(run.path)}
@@ -128,11 +128,11 @@ def param_value(value: Any) -> str:
     return repr(value) if isinstance(value, float) else format_value(value)
 
 
-def _params(run: RunFile) -> list[Param]:
+def _params(run: StoredRun) -> list[Param]:
     return [Param(name, param_value(value)) for name, value in run.config.model_dump().items()]
 
 
-def _metrics(run: RunFile) -> list[Metric]:
+def _metrics(run: StoredRun) -> list[Metric]:
     """Every metric of every epoch, step = epoch, timestamped when its epoch ended."""
     return [
         Metric(name, float(row[name]), int(wall * 1000), row[EPOCH])

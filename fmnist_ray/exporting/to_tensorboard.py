@@ -26,8 +26,8 @@ from ..spec.config import (
     value_type,
 )
 from ..spec.metrics import EPOCH, METRICS
+from ..store.tree import StoredRun
 from . import ExportCounts
-from .runs import RunFile
 
 EVENTS = "tfevents"  # what TensorBoard looks for in a file's name
 CONFIG_SUFFIX = ".hparams-"  # LOGDIR's config event file: the name ends with its content's hash
@@ -39,7 +39,7 @@ HPARAM_TYPES = {str: api_pb2.DATA_TYPE_STRING, tuple: api_pb2.DATA_TYPE_STRING,
                 float: api_pb2.DATA_TYPE_FLOAT64}  # fmt: skip
 
 
-def export_tensorboard(runs: list[RunFile], logdir: Path) -> ExportCounts:
+def export_tensorboard(runs: list[StoredRun], logdir: Path) -> ExportCounts:
     """Write each run not yet under `logdir` (or changed since), and the HParams config."""
     logdir.mkdir(parents=True, exist_ok=True)
     write_config(logdir)
@@ -56,7 +56,7 @@ def export_tensorboard(runs: list[RunFile], logdir: Path) -> ExportCounts:
     return counts
 
 
-def _replace(target: Path, run: RunFile) -> None:
+def _replace(target: Path, run: StoredRun) -> None:
     """Write the run's events into a fresh folder beside `target`, then put it in its place: a
     crash leaves the old folder or none, never a part (the next export writes it then)."""
     fresh = target.parent / f".{target.name}.{os.getpid()}.tmp"
@@ -68,7 +68,7 @@ def _replace(target: Path, run: RunFile) -> None:
     fresh.rename(target)
 
 
-def write_run(folder: Path, run: RunFile) -> None:
+def write_run(folder: Path, run: StoredRun) -> None:
     """One event file: the session start (hparams), each epoch's metrics, the session end."""
     writer = EventFileWriter(str(folder), filename_suffix=f".{run.sha256}")
     started, ended = run.span
@@ -88,7 +88,7 @@ def write_run(folder: Path, run: RunFile) -> None:
     writer.close()
 
 
-def hparams(run: RunFile) -> dict[str, Any]:
+def hparams(run: StoredRun) -> dict[str, Any]:
     """The run's hparams: its experiment and config without the seed; a field that does not
     apply (None) is left out, a tuple shown as 6,16,120."""
     values = {"experiment": run.experiment} | run.config.model_dump()
@@ -99,7 +99,7 @@ def hparams(run: RunFile) -> dict[str, Any]:
     }
 
 
-def arm_name(run: RunFile) -> str:
+def arm_name(run: StoredRun) -> str:
     """The session group: the experiment and the config's run id at seed 0 (one per arm)."""
     return f"{run.experiment}/{run.config.model_copy(update={SEED_FIELD: 0}).run_id}"
 

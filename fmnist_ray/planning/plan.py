@@ -17,9 +17,9 @@ from ..store.results import (
     quarantine,
     read_metadata,
     run_path,
-    scan_results,
 )
 from ..store.storage import Location, locate
+from ..store.tree import read_tree
 from .cost import estimate_seconds, lower_bound, makespan
 
 
@@ -99,7 +99,8 @@ def make_plan(
     `resources` (gpus, cpus; None = not given) overrides every file's [resources].
     """
     root = locate(results)
-    index, corrupt = scan_results(root)
+    tree = read_tree([root])
+    index, corrupt = tree.by_id(), tree.invalid
     overrides = {k: v for k, v in (resources or {}).items() if v is not None}
     runs: dict[str, PlannedRun] = {}
     per_experiment = {}

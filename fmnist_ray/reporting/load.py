@@ -1,6 +1,6 @@
 """Reading a results tree for the report: every file the report reads goes through `_read_tree`
-(results.py's readers) or `read_reference`; the rest groups what was read by experiment. Paths are
-local folders or pyarrow.fs URIs alike, checked here."""
+(the store's `read_tree`, failure records, experiment files) or `read_reference`; the rest groups
+what was read by experiment. Paths are local folders or pyarrow.fs URIs alike, checked here."""
 
 from __future__ import annotations
 
@@ -18,15 +18,9 @@ from ..spec.config import CONFIG_FIELDS
 from ..spec.grid import Experiment, load_experiment
 from ..spec.metrics import EPOCH, NAMES
 from ..store.devices import UNKNOWN, device_label
-from ..store.results import (
-    FAILURES_DIR,
-    RUNS_DIR,
-    TRAIN_DIR,
-    find_run_files,
-    read_failures,
-    read_valid_runs,
-)
+from ..store.results import FAILURES_DIR, RUNS_DIR, TRAIN_DIR, read_failures
 from ..store.storage import Location, StorageError, is_uri, locate
+from ..store.tree import read_tree
 from .model import EXPERIMENT_FILE, ReportError, Run
 
 REPORT_DIR = "report"
@@ -106,8 +100,8 @@ def _read_tree(paths: list[Location]) -> _Tree:
     not an experiment: it is skipped unless it (or a file in it) is named in `paths`.
     A run file that does not read back as a whole run is left out and named."""
     given = {_experiment_folder(p).path for p in paths}
-    run_files = list({p.path: p for p in find_run_files(paths)}.values())
-    folders = {file.parent.parent.path: file.parent.parent for file in run_files}
+    read = read_tree(paths)
+    folders = {file.parent.parent.path: file.parent.parent for file in read.files}
     for path in map(_experiment_folder, paths):
         for file in path.files(".json", recursive=True):
             if file.parent.name == FAILURES_DIR:
@@ -115,7 +109,7 @@ def _read_tree(paths: list[Location]) -> _Tree:
     skipped = [f for key, f in folders.items() if f.name == TRAIN_DIR and key not in given]
     for folder in skipped:
         del folders[folder.path]
-    run_files = [file for file in run_files if file.parent.parent.path in folders]
+    read = read.within(folders)
     experiments: dict[str, Experiment | None] = {}
     unreadable = {}
     for key, folder in folders.items():
@@ -124,14 +118,12 @@ def _read_tree(paths: list[Location]) -> _Tree:
             unreadable[key] = why
     bad_failures: dict[str, list[str]] = {key: [] for key in folders}
     failures = {key: read_failures(folder, bad_failures[key]) for key, folder in folders.items()}
-    metadata: dict[str, dict[str, Any]] = {}
-    table, invalid = read_valid_runs(run_files, metadata)
-    bad = {path.path for path, _ in invalid}
-    run_files = [file for file in run_files if file.path not in bad]
-    devices = {(m.get("experiment"), m.get("run_id")): device_label(m) for m in metadata.values()}
+    run_files = [run.path for run in read.runs]
+    devices = {(run.meta.get("experiment"), run.meta.get("run_id")): device_label(run.meta)
+               for run in read.runs}  # fmt: skip
     return _Tree(
-        run_files, table, folders, failures, experiments, unreadable, skipped, invalid,
-        bad_failures, devices,
+        run_files, read.table(), folders, failures, experiments, unreadable, skipped,
+        read.invalid, bad_failures, devices,
     )  # fmt: skip
 
 

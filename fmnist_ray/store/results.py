@@ -1,6 +1,6 @@
 """Results on disk: the per-run Parquet schema (one row per epoch, config fields as columns, run
-metadata in the schema: versions, git commit, times), atomic writes, failure records, and reading
-a results tree back."""
+metadata in the schema: versions, git commit, times), atomic writes, failure records, and one run
+file read back and checked (a whole tree: tree.py)."""
 
 from __future__ import annotations
 
@@ -256,31 +256,6 @@ def check_run(path: str | Path | Location) -> pa.Table:
     return table
 
 
-def scan_results(root: str | Path | Location) -> tuple[dict[str, list[Location]], list]:
-    """Every run file under `root` (a results root, an experiment or its runs/ folder), each
-    read back whole: ({run id: [valid files]}, [(invalid file, why)])."""
-    valid: dict[str, list[Location]] = {}
-    invalid: list[tuple[Location, str]] = []
-    for path in find_run_files([root]):
-        try:
-            check_run(path)
-        except InvalidResult as error:
-            invalid.append((path, str(error)))
-            continue
-        valid.setdefault(path.stem, []).append(path)
-    return valid, invalid
-
-
-def run_index(root: str | Path | Location) -> dict[str, list[Location]]:
-    """Every valid result under a results root (ROOT/NAME/runs/<id>.parquet), by run id."""
-    return scan_results(root)[0]
-
-
-def done_run_ids(experiment_dir: str | Path | Location) -> set[str]:
-    """Runs with a valid result file (finished, `ok` or `diverged`): resume skips these."""
-    return set(run_index(locate(experiment_dir) / RUNS_DIR))
-
-
 def quarantine(path: Location) -> Location:
     """Move an invalid result out of runs/ (into quarantine/ beside it) so it is trained again;
     kept, not deleted, since it may be the only trace of what happened."""
@@ -289,25 +264,6 @@ def quarantine(path: Location) -> Location:
     target = path.parent.parent / QUARANTINE_DIR / name
     path.move_to(target)
     return target
-
-
-def read_valid_runs(
-    files: Iterable[Location], metadata: dict[str, dict[str, Any]] | None = None
-) -> tuple[pa.Table, list[tuple[Location, str]]]:
-    """The valid runs among `files` as one table, and the invalid ones with why. `metadata`,
-    when given, gets each valid file's run metadata by its path (read with the file)."""
-    tables, invalid = [], []
-    for path in files:
-        try:
-            tables.append(check_run(path))  # already SCHEMA's columns
-        except InvalidResult as error:
-            invalid.append((path, str(error)))
-            continue
-        if metadata is not None:
-            stored = tables[-1].schema.metadata or {}
-            metadata[path.path] = json.loads(stored.get(METADATA_KEY, b"{}"))
-    table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
-    return table.replace_schema_metadata(None), invalid
 
 
 def read_failures(
@@ -340,8 +296,3 @@ def find_run_files(paths: Iterable[str | Path | Location]) -> list[Location]:
             found = where.files(".parquet", recursive=True)
             files += [p for p in found if p.path.rsplit("/", 2)[-2] == RUNS_DIR]
     return files
-
-
-def read_results(paths: Iterable[str | Path | Location]) -> pa.Table:
-    """All valid runs under `paths` as one table with SCHEMA (empty when there are none)."""
-    return read_valid_runs(find_run_files(paths))[0]
