@@ -1,5 +1,6 @@
-"""README claims that no behaviour test covers: what cluster workers must have installed, and
-where the README's commands write (never over the committed study report unless asked)."""
+"""Claims of the README and docs/ that no behaviour test covers: what cluster workers must have
+installed, and where the documented commands write (never over the committed study report unless
+asked); and that every page of docs/ is reachable from the README."""
 
 import json
 import re
@@ -10,8 +11,14 @@ from pathlib import Path
 from fmnist_ray.reporting import default_out_dir
 
 REPO = Path(__file__).resolve().parents[1]
-WORKER_NEEDS = {"torch", "ray", "pyarrow", "numpy", "pydantic", "rich"}  # README, `--address`
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]  # the README and docs/
+WORKER_NEEDS = {"torch", "ray", "pyarrow", "numpy", "pydantic", "rich"}  # docs/clusters.md
 WORKER_SKIPS = {"torchvision", "matplotlib", "scipy", "typer"}
+
+
+def documented() -> str:
+    """The README and every page of docs/, one text."""
+    return "\n".join(page.read_text() for page in PAGES)
 
 
 def test_workers_import_exactly_what_the_readme_says_they_need():
@@ -24,15 +31,15 @@ def test_workers_import_exactly_what_the_readme_says_they_need():
     assert done.returncode == 0, done.stderr
     loaded = set(json.loads(done.stdout))
     assert WORKER_NEEDS <= loaded and not WORKER_SKIPS & loaded, (WORKER_NEEDS - loaded, loaded)
-    readme = " ".join((REPO / "README.md").read_text().split())
-    assert "torch, ray, pyarrow, numpy, pydantic and rich" in readme
+    docs = " ".join(documented().split())
+    assert "torch, ray, pyarrow, numpy, pydantic and rich" in docs
 
 
 def test_no_readme_command_writes_a_report_over_the_committed_one():
     """Only the study's regeneration command writes into results/report/, and it reads the
     study's 12 folders, not the whole of results/ (which may hold a user's own runs)."""
-    readme = (REPO / "README.md").read_text().replace("\\\n", " ")
-    commands = re.findall(r"fmnist-ray report [^`#\n]*", readme)
+    docs = documented().replace("\\\n", " ")
+    commands = re.findall(r"fmnist-ray report [^`#\n]*", docs)
     assert len(commands) >= 4, commands
     writers = []
     for command in (" ".join(c.split()) for c in commands):
@@ -45,3 +52,26 @@ def test_no_readme_command_writes_a_report_over_the_committed_one():
         "fmnist-ray report $(basename -s .toml experiments/study/*.toml | sed 's|^|results/|')"
         " --reference study_reference.csv --out results/report"
     ], writers
+
+
+def test_every_docs_page_is_linked_from_the_readme():
+    readme = (REPO / "README.md").read_text()
+    linked = set(re.findall(r"\]\((docs/[^)#]+\.md)", readme))
+    pages = {f"docs/{page.name}" for page in (REPO / "docs").glob("*.md")}
+    assert pages - linked == set(), pages - linked
+
+
+def test_every_test_the_guarantees_name_exists():
+    """docs/guarantees.md names the test behind each line: each is a test function of tests/."""
+    named = set(
+        re.findall(
+            r"`(?:tests/\w+\.py::)?(test_\w+)`", (REPO / "docs" / "guarantees.md").read_text()
+        )
+    )
+    defined = set(re.findall(r"^def (test_\w+)\(", source_of_the_tests(), re.M))
+    assert len(named) >= 15, named
+    assert named - defined == set(), named - defined
+
+
+def source_of_the_tests() -> str:
+    return "\n".join(path.read_text() for path in sorted((REPO / "tests").glob("test_*.py")))
