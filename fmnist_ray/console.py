@@ -33,7 +33,9 @@ def run_status(run: PlannedRun, experiment: str) -> str:
         return "done"
     if run.done:
         return "to file"
-    return "corrupt" if experiment in run.corrupt_in else "failed" if run.failed else "pending"
+    if experiment in run.corrupt_in:
+        return "corrupt"
+    return "failed" if run.failed_before else "pending"
 
 
 def _counts(plan: Plan, exp: Experiment) -> dict[str, int]:
@@ -59,7 +61,7 @@ def plan_overview(plan: Plan, slots: int) -> str:
         rows.append([exp.name, len(exp.runs), shared, *counts.values(), ran_on,
                      ", ".join(exp.axes) or "-"])  # fmt: skip
     unique, corrupt = plan.runs, len(plan.corrupt)
-    done, failed = sum(run.done for run in unique), sum(run.failed for run in unique)
+    done, failed = sum(run.done for run in unique), sum(run.failed_before for run in unique)
     wall, bound = plan.wall_seconds(slots)
     work = sum(run.seconds for run in plan.todo)
     lines = [

@@ -77,5 +77,5 @@ def test_failures_are_recorded_on_s3(tmp_path, s3_uri, small, local_ray):
     assert outcome.exit_code == 1
     [record] = read_failures(locate(s3_uri) / "exp")
     assert "injected" in record["error"]
-    assert make_plan(load_experiments([exp]), s3_uri).runs[0].failed
+    assert make_plan(load_experiments([exp]), s3_uri).runs[0].failed_before
     assert Resources(cpus=1) == plan.runs[0].resources

@@ -32,7 +32,7 @@ class PlannedRun:
     resources: Resources
     done_in: list[str] = field(default_factory=list)  # experiments that already hold its result
     source: Location | None = None  # an existing result, anywhere under the root
-    failed: bool = False  # a failure record and no result
+    failed_before: bool = False  # a failure record (an earlier invocation) and no result
     corrupt_in: list[str] = field(default_factory=list)  # experiments with an invalid file
 
     @property
@@ -117,7 +117,7 @@ def make_plan(
         found = index.get(run.run_id, [])
         run.done_in = [path.path.rsplit("/", 3)[-3] for path in found]
         run.source = found[0] if found else None
-        run.failed = not found and run.run_id in failed
+        run.failed_before = not found and run.run_id in failed
     # Only this invocation's folders are tidied: invalid files elsewhere are no source of ours.
     mine = {(root / exp.name / RUNS_DIR).path for exp in experiments}
     corrupt = [(path, why) for path, why in corrupt if path.parent.path in mine]
