@@ -1,24 +1,21 @@
-"""Shared fixtures: the real Fashion-MNIST ($FMNIST_DATA_DIR, else ../shared/data, else the user
-cache that `fmnist-ray run` downloads into), a local Ray, the grid as `run` trains it, the command
-line in a subprocess, a loopback S3 server; and one scratch folder per session that holds every
-temporary file, Ray session and Ray token the suite makes, removed at the end."""
+"""Shared fixtures (plain helpers are in helpers.py): the real Fashion-MNIST ($FMNIST_DATA_DIR,
+else ../shared/data, else the user cache that `fmnist-ray run` downloads into), a local Ray, a
+loopback S3 server; and one scratch folder per session that holds every temporary file, Ray
+session and Ray token the suite makes, removed at the end."""
 
 import os
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from helpers import LOCAL_RAY, REPO, S3_CREDENTIALS, start_s3_server, train_grid, wait_for  # noqa: F401 (still imported from here by some modules)
 
 from fmnist_ray.training.data import ENV_VAR, default_cache_dir, load_fashion_mnist
 
-REPO = Path(__file__).resolve().parents[1]
 DATA_DIRS = [Path(os.environ[ENV_VAR])] if os.environ.get(ENV_VAR) else [
     REPO.parent / "shared" / "data", default_cache_dir()
 ]  # fmt: skip
@@ -62,63 +59,6 @@ def _processes_using(folder: Path) -> list[int]:
     return found
 
 
-def cli(*args, env=None, cwd=None, timeout=600) -> subprocess.CompletedProcess:
-    """`fmnist-ray ARGS` in a subprocess, as a user types it."""
-    return subprocess.run([sys.executable, "-m", "fmnist_ray", *map(str, args)],
-                          capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)  # fmt: skip
-
-
-def start_cli(*args, env=None) -> subprocess.Popen:
-    """`fmnist-ray ARGS` started in the background, its output piped."""
-    return subprocess.Popen([sys.executable, "-m", "fmnist_ray", *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-
-
-def wait_for(condition, seconds=300, step=0.2):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if condition():
-            return
-        time.sleep(step)
-    raise TimeoutError("condition not met in time")
-
-
-def _parent_and_state(pid: int) -> tuple[int, str] | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return int(fields[1]), fields[0]
-
-
-def descendants(pid: int) -> set[int]:
-    """Every process below `pid` now (a driver's Ray: GCS, raylet, workers, agents)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (found := _parent_and_state(int(entry.name))):
-            children.setdefault(found[0], []).append(int(entry.name))
-    below, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in below:
-                below.add(child)
-                todo.append(child)
-    return below
-
-
-def still_running(pids) -> list[int]:
-    """Those of `pids` that still run (zombies count as gone)."""
-    return sorted(p for p in pids if (found := _parent_and_state(p)) and found[1] != "Z")
-
-
-def kill_all(pids) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
 @pytest.fixture
 def local_ray():
     """Connect to a local Ray with the given logical resources (num_cpus=, num_gpus=). One Ray
@@ -128,16 +68,13 @@ def local_ray():
     import ray
 
     def connect(**resources):
-        if ray.is_initialized() and _LOCAL_RAY.get("resources") == resources:
+        if ray.is_initialized() and LOCAL_RAY.get("resources") == resources:
             return
         ray.shutdown()
         ray.init(address="local", include_dashboard=False, logging_level="ERROR", **resources)
-        _LOCAL_RAY["resources"] = resources
+        LOCAL_RAY["resources"] = resources
 
     return connect
-
-
-_LOCAL_RAY: dict = {}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -148,15 +85,7 @@ def one_ray_per_module():
         import ray
 
         ray.shutdown()
-    _LOCAL_RAY.clear()
-
-
-def no_ray_connected():
-    """Leave the Ray `local_ray` keeps for the next test, for a test that starts its own."""
-    import ray
-
-    ray.shutdown()
-    _LOCAL_RAY.clear()
+    LOCAL_RAY.clear()
 
 
 @pytest.fixture(scope="session")
@@ -178,60 +107,11 @@ def small(fmnist):
     return fmnist.subset(train=2000, test=500)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 60) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early with code {process.returncode}")
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {seconds}s")
-
-
-def train_grid(experiments, data, results, resources=None, force=False, **options):
-    """What `fmnist-ray run` does, in this process on the connected Ray: plan the experiments
-    against the results root, tidy (quarantine, filing), train what is pending."""
-    from fmnist_ray.planning.plan import make_plan, prepare
-    from fmnist_ray.runner.driver import run_grid
-
-    plan = make_plan(list(experiments), results, force=force, resources=resources)
-    prepare(plan)
-    return run_grid(plan, data, **options)
-
-
-S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                  "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}  # fmt: skip
-
-
 @pytest.fixture
 def s3_credentials(monkeypatch):
     """The loopback S3 server's credentials, in this process and every subprocess it starts."""
     for key, value in S3_CREDENTIALS.items():
         monkeypatch.setenv(key, value)
-
-
-def start_s3_server() -> tuple[subprocess.Popen, str]:
-    """A real S3 API (moto's server) on loopback, in its own process: (process, HOST:PORT)."""
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ | S3_CREDENTIALS,
-    )  # fmt: skip
-    try:
-        wait_for_port(port, server)
-    except Exception:
-        server.kill()
-        server.wait()
-        raise
-    return server, f"127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="session")

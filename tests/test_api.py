@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 import ray
 import typer
-from conftest import REPO, cli, descendants, wait_for
-from test_faults import gone_within, results_of
+from helpers import REPO, cli, descendants, experiment_file, gone_within, results_of, wait_for
 
 import fmnist_ray
 from fmnist_ray import api
@@ -26,52 +25,42 @@ from fmnist_ray.runner import progress
 from fmnist_ray.spec.config import RunConfig
 from fmnist_ray.store.results import SCHEMA, check_run
 
-FC_GRID = 'seeds = [0, 1]\n[base]\nmodel = "fc"\nepochs = 1\n'
 
-
-@pytest.fixture(scope="module")
-def ray_here():
-    """One local Ray for the module's in-process runs: `run` uses it and leaves it running."""
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR")
-    yield
-    ray.shutdown()
-
-
-def experiment(folder: Path, text: str = FC_GRID, name: str = "exp") -> Path:
-    path = folder / f"{name}.toml"
-    path.write_text(text)
-    return path
-
-
-def test_plan_run_and_load_a_grid_in_process(ray_here, tmp_path, small, monkeypatch, capsys):
+def test_plan_run_and_load_a_grid_in_process(local_ray, tmp_path, small, monkeypatch, capsys):
     """Two fc runs of one epoch (on 2,000 training images: the data loader is the only stand-in)
     planned, trained quietly, reused on a second call, and read back as one table."""
+    local_ray(num_cpus=2)  # `run` uses the Ray this process is connected to, and leaves it
     monkeypatch.setattr(
         "fmnist_ray.training.data.load_fashion_mnist", lambda *args, **kwargs: small
     )
-    exp, results = experiment(tmp_path), tmp_path / "results"
+    exp, results = experiment_file(tmp_path), tmp_path / "results"
     view = fmnist_ray.plan(exp, results=str(results))
-    assert len(view.plan.todo) == 2 and "2 pending" in view.text
+    assert len(view.plan.todo) == 2
+    assert "2 pending" in view.text
     assert view.text + "\n" == cli("plan", exp, "--results", results).stdout  # the CLI's text
     capsys.readouterr()
     outcome = fmnist_ray.run(exp, results=str(results), progress=False)
     assert capsys.readouterr().out == ""  # quiet
     ids = {RunConfig(model="fc", epochs=1, seed=seed).run_id for seed in (0, 1)}
-    assert outcome.ok and {run.run_id for run in outcome.trained} == ids
+    assert outcome.ok
+    assert {run.run_id for run in outcome.trained} == ids
     assert outcome.reused == outcome.failed == outcome.cancelled == ()
     for run in outcome.trained:
         assert run.status == "ok" and run.paths == (
             str(results / "exp/runs" / f"{run.run_id}.parquet"),
         )
-        assert check_run(run.paths[0]).num_rows == 1 and 0 < run.final["test_acc"] < 1
+        assert check_run(run.paths[0]).num_rows == 1
+        assert 0 < run.final["test_acc"] < 1
     assert ray.is_initialized()  # the caller's Ray, left running
     again = fmnist_ray.run(exp, results=str(results))
-    assert again.trained == () and {run.run_id for run in again.reused} == ids
+    assert again.trained == ()
+    assert {run.run_id for run in again.reused} == ids
     assert [run.paths for run in again.reused] == [run.paths for run in sorted(
         outcome.trained, key=lambda run: run.config.seed)]  # fmt: skip
     assert "nothing to train: all 2 runs of exp are done" in capsys.readouterr().out
     table = fmnist_ray.load(results)
-    assert table.schema.names == SCHEMA.names and set(table.column("run_id").to_pylist()) == ids
+    assert table.schema.names == SCHEMA.names
+    assert set(table.column("run_id").to_pylist()) == ids
     assert fmnist_ray.load(results, experiments=["exp"]).equals(table)
     assert fmnist_ray.load(results, experiments=[exp]).num_rows == 2  # a file names it too
     assert sorted(table.to_pandas()["seed"]) == [0, 1]  # pandas: a test dependency's
@@ -91,8 +80,8 @@ MISTAKES = {
 def test_mistakes_raise_the_clis_error_lines(tmp_path, name):
     """Raised, never an exit; the message is what the CLI prints after `error: `, line by line
     (the CLI's arguments spelled from the same options by its own declarations)."""
-    paths = {"EXP": experiment(tmp_path), "ROOT": tmp_path / "root", "NODATA": tmp_path / "no",
-             "BAD": experiment(tmp_path, '[base]\nlr = 0\nmodel = "svm"\n', name="bad")}  # fmt: skip
+    paths = {"EXP": experiment_file(tmp_path), "ROOT": tmp_path / "root", "NODATA": tmp_path / "no",
+             "BAD": experiment_file(tmp_path, 'lr = 0\nmodel = "svm"', seeds=None, name="bad")}  # fmt: skip
     paths["ROOT"].mkdir()
     function, arguments, options = MISTAKES[name]
     arguments = [str(paths[a]) for a in arguments]
@@ -101,11 +90,13 @@ def test_mistakes_raise_the_clis_error_lines(tmp_path, name):
         getattr(fmnist_ray, function)(*arguments, **options)
     command = typer.main.get_command(app).commands[function]  # type: ignore[attr-defined]
     done = cli(function, *arguments, *as_arguments(command, options))
-    assert done.returncode == 2 and done.stdout == "", done
+    assert done.returncode == 2, done
+    assert done.stdout == "", done
     assert done.stderr == "".join(f"error: {line}\n" for line in raised.value.lines)
     assert str(raised.value) == "\n".join(raised.value.lines)
     if name == "experiment file":
-        assert len(raised.value.lines) == 2 and isinstance(raised.value, fmnist_ray.ConfigError)
+        assert len(raised.value.lines) == 2
+        assert isinstance(raised.value, fmnist_ray.ConfigError)
 
 
 LIGHT_IMPORT = """
@@ -139,13 +130,15 @@ def test_every_option_has_the_clis_default():
     for name in ("plan", "run", "report"):
         keywords = inspect.signature(getattr(api, name)).parameters
         options = {param.name: param for param in commands[name].params}
-        assert set(keywords) - set(options) <= {"progress"} and set(options) <= set(keywords)
+        assert set(keywords) - set(options) <= {"progress"}
+        assert set(options) <= set(keywords)
         for option, param in options.items():
             default = keywords[option].default
             if default is inspect.Parameter.empty:
                 assert param.required, (name, option)
             else:
-                assert param.default == default and not param.required, (name, option)
+                assert param.default == default, (name, option)
+                assert not param.required, (name, option)
     train = {param.name: param for param in commands["train"].params}
     assert train["results"].default == inspect.signature(api.run).parameters["results"].default
 
@@ -160,7 +153,8 @@ def test_progress_is_live_in_a_notebook_and_never_when_quiet(monkeypatch):
     monkeypatch.setattr(progress.importlib.util, "find_spec",
                         lambda name, *rest: object() if name == "ipywidgets" else real(name, *rest))  # fmt: skip
     console = progress.live_console(sys.stdout)
-    assert console is not None and console.is_jupyter
+    assert console is not None
+    assert console.is_jupyter
     assert progress.live_console(api._Printer(progress=False).stream) is None
 
 
@@ -192,7 +186,7 @@ def test_ctrl_c_mid_grid_keeps_finished_runs_and_raises(tmp_path, data_dir):
     ones are cancelled and leave no file, and the call raises GridInterrupted saying so. The
     driver never imported torch: results come back as plain values (a driver that unpickled
     torch types would load it, seconds and hundreds of MB; inside a Ray Job it crashed)."""
-    exp, results = experiment(tmp_path, FC_GRID.replace("[0, 1]", "[0, 1, 2]")), tmp_path / "r"
+    exp, results = experiment_file(tmp_path, seeds=(0, 1, 2)), tmp_path / "r"
     driver = subprocess.Popen(
         [sys.executable, "-c", INTERRUPTED_NOTEBOOK, exp, results],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -206,13 +200,16 @@ def test_ctrl_c_mid_grid_keeps_finished_runs_and_raises(tmp_path, data_dir):
     finally:
         driver.kill()
     assert gone_within(its_ray) == []
-    assert driver.returncode == 0 and "Traceback" not in err, out + err
+    assert driver.returncode == 0, out + err
+    assert "Traceback" not in err, out + err
     said = json.loads(out.strip().splitlines()[-1])
     assert said["message"] == "interrupted (SIGINT): finished runs are kept; run the same " \
         "command to resume." and said["exit_code"] == 130  # fmt: skip
     kept = {path.stem for path in results_of(results / "exp")}
-    assert kept == set(said["trained"]) and 1 <= len(kept) < 3
-    assert len(said["cancelled"]) == 3 - len(kept) and not kept & set(said["cancelled"])
+    assert kept == set(said["trained"])
+    assert 1 <= len(kept) < 3
+    assert len(said["cancelled"]) == 3 - len(kept)
+    assert not kept & set(said["cancelled"])
     assert all(check_run(path).num_rows == 1 for path in results_of(results / "exp"))
     assert said["torch_in_driver"] is False
     assert sorted(p.name for p in (results / "exp" / "runs").iterdir()) == sorted(
@@ -227,13 +224,16 @@ def readme_example() -> str:
 
 
 @pytest.mark.slow
-def test_the_readme_example_runs_as_written(ray_here, tmp_path, data_dir, monkeypatch, capsys):
+def test_the_readme_example_runs_as_written(local_ray, tmp_path, data_dir, monkeypatch, capsys):
+    local_ray(num_cpus=2)  # `run` uses the Ray this process is connected to, and leaves it
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("FMNIST_DATA_DIR", str(data_dir))
     names: dict = {"__name__": "__main__"}
     exec(compile(readme_example(), "README.md", "exec"), names)
     out = capsys.readouterr().out
-    assert len(names["outcome"].trained) == 2 and "2 trained:" in out
-    assert names["table"].num_rows == 2 and len(results_of(tmp_path / "results/tiny")) == 2
+    assert len(names["outcome"].trained) == 2
+    assert "2 trained:" in out
+    assert names["table"].num_rows == 2
+    assert len(results_of(tmp_path / "results/tiny")) == 2
     assert all(Path(path).is_file() for path in names["written"].files)
     assert names["written"].index_path == tmp_path / "results/tiny/report/index.html"

@@ -6,7 +6,7 @@ import time
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import cli
+from helpers import cli, cli_here
 
 from fmnist_ray.spec.config import RunConfig
 from fmnist_ray.store.results import SCHEMA, read_metadata
@@ -24,16 +24,20 @@ def test_train_fc_one_epoch_end_to_end(tmp_path, data_dir):
     path = tmp_path / "train" / "runs" / f"{cfg.run_id}.parquet"
     assert str(path) in last
     table = pq.read_table(path)
-    assert table.schema.names == SCHEMA.names and table.num_rows == 1
+    assert table.schema.names == SCHEMA.names
+    assert table.num_rows == 1
     row = table.to_pylist()[0]
     assert row["test_acc"] == pytest.approx(accuracy, abs=1e-4)
     assert (row["model"], row["epochs"], row["lr"], row["activation"], row["status"]) == (
         "fc", 1, 0.001, None, "ok",
     )  # fmt: skip
-    assert row["images_per_s"] > 0 and row["last_lr"] == 0.001
+    assert row["images_per_s"] > 0
+    assert row["last_lr"] == 0.001
     meta = read_metadata(path)
-    assert meta["config"] == cfg.model_dump(mode="json") and meta["status"] == "ok"
-    assert meta["device"] == "cpu" and meta["versions"]["torch"]
+    assert meta["config"] == cfg.model_dump(mode="json")
+    assert meta["status"] == "ok"
+    assert meta["device"] == "cpu"
+    assert meta["versions"]["torch"]
 
 
 @pytest.mark.slow
@@ -76,13 +80,14 @@ def test_every_option_reaches_the_config(tmp_path, data_dir):
 )
 def test_mistakes_are_one_line_and_exit_2(args, expected, tmp_path):
     done = (
-        cli("train", *args, "--epochs", "1", "--results", tmp_path)
+        cli_here("train", *args, "--epochs", "1", "--results", tmp_path)
         if "--epochs" not in args
-        else cli("train", *args)
-    )  # noqa: E501
+        else cli_here("train", *args)
+    )
     assert done.returncode == 2, done
     assert done.stderr.startswith(expected), done.stderr
-    assert "Traceback" not in done.stderr and done.stdout == ""
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
     assert not (tmp_path / "train").exists()
 
 
@@ -131,7 +136,8 @@ def test_help_is_quick_and_lists_commands():
     assert heavy.returncode == 0, heavy.stderr
     assert heavy.stderr.strip().splitlines()[-1] == "heavy: []"
     torch_seconds, imported = timed(sys.executable, "-c", "import torch")
-    assert imported.returncode == 0 and seconds < torch_seconds, (seconds, torch_seconds)
+    assert imported.returncode == 0, (seconds, torch_seconds)
+    assert seconds < torch_seconds, (seconds, torch_seconds)
 
 
 def test_submit_lends_runs_options_and_passes_them_on_as_run_parses_them():
@@ -158,7 +164,7 @@ def test_submit_lends_runs_options_and_passes_them_on_as_run_parses_them():
 
 
 def test_train_help_shows_every_run_option():
-    done = cli("train", "--help")
+    done = cli_here("train", "--help")
     assert done.returncode == 0
     for name in RunConfig.model_fields:
         assert "--" + name.replace("_", "-") in done.stdout

@@ -50,9 +50,12 @@ def test_run_id_changes_with_the_training_version(monkeypatch):
 
 def test_fc_has_no_lenet_options():
     cfg = RunConfig(model="fc")
-    assert cfg.activation is None and cfg.channels is None and cfg.batchnorm is None
+    assert cfg.activation is None
+    assert cfg.channels is None
+    assert cfg.batchnorm is None
     [line] = problems(model="fc", activation="relu")
-    assert line.startswith("activation: 'relu' is not allowed") and "lenet5" in line
+    assert line.startswith("activation: 'relu' is not allowed")
+    assert "lenet5" in line
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,8 @@ from fmnist_ray.training.data import (
 
 
 def test_loads_the_real_dataset(fmnist):
-    assert fmnist.train_images.shape == (60000, 28, 28) and fmnist.train_images.dtype == np.uint8
+    assert fmnist.train_images.shape == (60000, 28, 28)
+    assert fmnist.train_images.dtype == np.uint8
     assert fmnist.test_images.shape == (10000, 28, 28)
     assert fmnist.train_labels.dtype == np.int64 and set(np.unique(fmnist.test_labels)) == set(
         range(10)
@@ -96,7 +97,8 @@ def test_a_named_folder_that_does_not_exist_is_never_created(tmp_path, monkeypat
         monkeypatch.setenv(ENV_VAR, str(typo))
     with pytest.raises(DataError, match="no such folder") as info:
         load_fashion_mnist(typo if named_by == "argument" else None, download=True)
-    assert downloads == [] and not (tmp_path / "shraed").exists()
+    assert downloads == []
+    assert not (tmp_path / "shraed").exists()
     assert "leave out --data-dir" in str(info.value)
 
 
@@ -115,13 +117,16 @@ def test_missing_data_says_where_it_looked_and_how_to_fix(tmp_path):
     with pytest.raises(DataError) as info:
         load_fashion_mnist(tmp_path / "nowhere", download=False)
     message = str(info.value)
-    assert "not found in" in message and str(tmp_path / "nowhere") in message
-    assert "--data-dir" in message and ENV_VAR in message
+    assert "not found in" in message
+    assert str(tmp_path / "nowhere") in message
+    assert "--data-dir" in message
+    assert ENV_VAR in message
 
 
 def test_device_batches_cover_the_epoch_once(small):
     device_data = DeviceData(small, torch.device("cpu"))
-    assert device_data.train_x.dtype == torch.float32 and device_data.train_x.max() <= 1.0
+    assert device_data.train_x.dtype == torch.float32
+    assert device_data.train_x.max() <= 1.0
     generator = torch.Generator().manual_seed(0)
     sizes, labels = [], []
     for _x, y in device_data.train_batches(300, generator):
@@ -133,4 +138,5 @@ def test_device_batches_cover_the_epoch_once(small):
     first = next(device_data.train_batches(300, torch.Generator().manual_seed(0)))[1]
     again = next(device_data.train_batches(300, torch.Generator().manual_seed(0)))[1]
     second_epoch = next(device_data.train_batches(300, generator))[1]
-    assert torch.equal(first, again) and not torch.equal(first, second_epoch)
+    assert torch.equal(first, again)
+    assert not torch.equal(first, second_epoch)

@@ -68,7 +68,8 @@ def test_metadata_says_how_many_runs_shared_its_process(tmp_path, trained):
 def test_committed_results_without_the_new_keys_read_as_unknown():
     (path, *_) = find_run_files([REPO / "results" / "pooling"])
     meta = read_metadata(path)
-    assert "runs_at_once" not in meta and sharing(meta) == (None, None)
+    assert "runs_at_once" not in meta
+    assert sharing(meta) == (None, None)
     assert device_label(meta) == "cpu"
     assert device_label({}) == "unknown"
 
@@ -87,7 +88,8 @@ def test_the_report_warns_when_arms_mix_cpu_and_gpu_runs(tmp_path, trained):
 
     alike = make_report([write_results(tmp_path / "cpu", trained, None)], tmp_path / "c")
     summary = alike.summaries["devices"][0].read_text()
-    assert "- **devices**: cpu: 4" in summary and "Warning" not in summary
+    assert "- **devices**: cpu: 4" in summary
+    assert "Warning" not in summary
     assert not [note for note in alike.notes if "mix CPU and GPU" in note]
 
 
@@ -97,7 +99,8 @@ def test_plan_lists_the_devices_of_each_experiments_runs(tmp_path, trained):
     plan = make_plan([exp], tmp_path)
     overview = plan_overview(plan, slots=1)
     header, _, row = overview.splitlines()[:3]
-    assert "ran on" in header and "NVIDIA H200: 2 · cpu: 2" in row
+    assert "ran on" in header
+    assert "NVIDIA H200: 2 · cpu: 2" in row
     assert "warning: devices: its arms mix CPU and GPU runs" in overview
     assert "done runs ran on: NVIDIA H200: 2 · cpu: 2" in run_table(plan, exp)
     fresh = make_plan([exp], tmp_path / "empty")

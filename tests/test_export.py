@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import REPO, cli
+from helpers import REPO, cli
 
 from fmnist_ray.exporting import ExportError, export
 from fmnist_ray.spec.metrics import NAMES
@@ -194,7 +194,8 @@ def test_tensorboard_scalars_and_hparams_read_back(tmp_path):
         assert start.hparams["lr"].number_value == config["lr"] == 0.001
         assert start.hparams["channels"].string_value == "6,16,120"
         assert start.hparams["batchnorm"].bool_value is False
-        assert "seed" not in start.hparams and "momentum" not in start.hparams  # None: no value
+        assert "seed" not in start.hparams
+        assert "momentum" not in start.hparams  # None: no value
         groups.add(start.group_name)
         end = hp.parse_session_end_info_plugin_data(
             events.SummaryMetadata(hp.SESSION_END_INFO_TAG).plugin_data.content
@@ -209,7 +210,8 @@ def test_tensorboard_scalars_and_hparams_read_back(tmp_path):
     )
     assert [m.name.tag for m in experiment.metric_infos] == list(NAMES)
     hparams = {info.name: info for info in experiment.hparam_infos}
-    assert "seed" not in hparams and hparams["experiment"].type == api_pb2.DATA_TYPE_STRING
+    assert "seed" not in hparams
+    assert hparams["experiment"].type == api_pb2.DATA_TYPE_STRING
     assert list(hparams["activation"].domain_discrete) == ["tanh", "relu", "leaky_relu"]
 
 
@@ -240,7 +242,8 @@ def test_invalid_files_are_skipped_and_named(tmp_path):
     broken = root / "lenet_baseline" / "runs" / "000000000000.parquet"
     broken.write_bytes(b"not parquet")
     counts = export(root, "tensorboard", logdir=logdir)
-    assert counts.exported == 3 and [path for path, _ in counts.skipped] == [str(broken)]
+    assert counts.exported == 3
+    assert [path for path, _ in counts.skipped] == [str(broken)]
 
 
 @pytest.mark.parametrize(

@@ -16,16 +16,17 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import ray
-from conftest import (
+from helpers import (
     REPO,
     cli,
     descendants,
+    experiment_file,
     free_port,
-    kill_all,
+    gone_within,
     no_ray_connected,
+    results_of,
     start_cli,
     start_s3_server,
-    still_running,
     wait_for,
 )
 from ray.cluster_utils import Cluster
@@ -46,20 +47,9 @@ from fmnist_ray.store.results import (
 )
 from fmnist_ray.training.train import train_run
 
-FC = 'model = "fc"\nepochs = 1'
 # Tasks call this file's helpers (log_attempt); Ray's workers cannot import a test file, so its
 # functions travel by value.
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-
-
-def grid(tmp_path, seeds=(0, 1), base=FC, name="exp"):
-    path = tmp_path / f"{name}.toml"
-    path.write_text(f"seeds = {list(seeds)}\n[base]\n{base}\n")
-    return path
-
-
-def results_of(folder: Path) -> list[Path]:
-    return sorted((folder / "runs").glob("*.parquet"))
 
 
 def log_attempt(log: Path, what: str, cfg: RunConfig) -> None:
@@ -72,17 +62,6 @@ def log_attempt(log: Path, what: str, cfg: RunConfig) -> None:
 
 def attempts(log: Path) -> list[dict]:
     return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-
-
-def gone_within(pids, seconds=30) -> list[int]:
-    """Those of `pids` still running after `seconds`; they are then killed (by pid)."""
-    try:
-        wait_for(lambda: not still_running(pids), seconds=seconds, step=0.5)
-    except TimeoutError:
-        pass
-    leftover = still_running(pids)
-    kill_all(leftover)
-    return leftover
 
 
 def fake_run(cfg: RunConfig, epochs: int, status="ok", experiment="exp"):
@@ -115,10 +94,11 @@ def test_a_rerun_trains_nothing_invalid_files_are_quarantined_and_force_retrains
     """The CLI on one results folder: a rerun trains nothing; a truncated file and a stray one
     are named by `plan` and the report, then quarantined and retrained (only the truncated
     run) by `run`; `--force` retrains every run."""
-    exp, results = grid(tmp_path), tmp_path / "results"
+    exp, results = experiment_file(tmp_path), tmp_path / "results"
     args = ["run", exp, "--data-dir", data_dir, "--results", results, "--num-cpus", "2"]
     first = cli(*args)
-    assert first.returncode == 0 and "2 trained, 0 already done, 0 failed" in first.stdout
+    assert first.returncode == 0
+    assert "2 trained, 0 already done, 0 failed" in first.stdout
     second = cli(*args)
     assert second.returncode == 0
     assert "nothing to train: all 2 runs of exp are done" in second.stdout
@@ -132,17 +112,21 @@ def test_a_rerun_trains_nothing_invalid_files_are_quarantined_and_force_retrains
     assert "2 runs: 1 done, 0 pending, 0 failed, 1 corrupt" in plan.stdout, plan.stdout
     assert "2 invalid result files (`run` moves them to quarantine/" in plan.stdout
     report = cli("report", results, "--out", tmp_path / "report")
-    assert report.returncode == 0 and "Traceback" not in report.stderr
+    assert report.returncode == 0
+    assert "Traceback" not in report.stderr
     summary = (tmp_path / "report" / "exp" / "summary.md").read_text()
-    assert victim.name in summary and "stray.parquet" in summary
+    assert victim.name in summary
+    assert "stray.parquet" in summary
     again = cli(*args)
     assert again.returncode == 0, again.stderr
-    assert again.stderr.count("moved to") == 2 and "1 trained, 1 already done" in again.stdout
+    assert again.stderr.count("moved to") == 2
+    assert "1 trained, 1 already done" in again.stdout
     assert len(list((results / "exp" / "quarantine").iterdir())) == 2
     assert [p.name for p in results_of(results / "exp")] == sorted([victim.name, kept.name])
     before = {path: path.stat().st_mtime_ns for path in results_of(results / "exp")}
     forced = cli(*args, "--force")
-    assert forced.returncode == 0 and "2 trained, 0 already done, 0 failed" in forced.stdout
+    assert forced.returncode == 0
+    assert "2 trained, 0 already done, 0 failed" in forced.stdout
     assert all(path.stat().st_mtime_ns > mtime for path, mtime in before.items())
 
 
@@ -160,10 +144,18 @@ def test_full_or_read_only_destination_is_one_clear_error(tmp_path, data_dir, op
     target = tmp_path / "mnt"
     mount_tmpfs(target, options)
     try:
-        done = cli("run", grid(tmp_path), "--data-dir", data_dir, "--results", target / "results")
+        done = cli(
+            "run",
+            experiment_file(tmp_path),
+            "--data-dir",
+            data_dir,
+            "--results",
+            target / "results",
+        )
     finally:
         subprocess.run(["umount", str(target)], check=True)
-    assert done.returncode == 2 and done.stdout == ""
+    assert done.returncode == 2
+    assert done.stdout == ""
     assert done.stderr.strip().splitlines() == [
         f"error: {target / 'results'}: cannot write results here: {reason}"
     ]
@@ -171,9 +163,10 @@ def test_full_or_read_only_destination_is_one_clear_error(tmp_path, data_dir, op
 
 def test_missing_bucket_is_one_clear_error(tmp_path, s3_server, s3_credentials):
     uri = f"s3://no-such-bucket/x?endpoint_override={s3_server}&scheme=http"
-    done = cli("run", grid(tmp_path), "--results", uri)
+    done = cli("run", experiment_file(tmp_path), "--results", uri)
     assert done.returncode == 2
-    assert "the bucket does not exist" in done.stderr and "Traceback" not in done.stderr
+    assert "the bucket does not exist" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 @pytest.mark.slow
@@ -181,7 +174,7 @@ def test_missing_bucket_is_one_clear_error(tmp_path, s3_server, s3_credentials):
 def test_sigterm_keeps_finished_runs_and_a_second_driver_is_refused(tmp_path, data_dir, sig, name):
     """SIGTERM (or SIGHUP) to the driver: finished runs kept, pending ones cancelled, the lock
     released, exit 128 + the signal, and the driver's whole Ray gone with it."""
-    exp, results = grid(tmp_path, seeds=(0, 1, 2, 3, 4)), tmp_path / "results"
+    exp, results = experiment_file(tmp_path, seeds=(0, 1, 2, 3, 4)), tmp_path / "results"
     driver = start_cli("run", exp, "--data-dir", data_dir, "--results", results, "--num-cpus", "1")
     try:
         wait_for(lambda: (results / "exp" / ".lock").exists())
@@ -196,9 +189,11 @@ def test_sigterm_keeps_finished_runs_and_a_second_driver_is_refused(tmp_path, da
         driver.kill()
     assert gone_within(its_ray) == []  # GCS, raylet, workers: shut down, not leaked
     assert driver.returncode == 128 + sig, err
-    assert f"interrupted ({name}): finished runs are kept" in err and "Traceback" not in err
+    assert f"interrupted ({name}): finished runs are kept" in err
+    assert "Traceback" not in err
     kept = results_of(results / "exp")
-    assert 1 <= len(kept) < 5 and f"{len(kept)} trained" in out
+    assert 1 <= len(kept) < 5
+    assert f"{len(kept)} trained" in out
     assert not (results / "exp" / ".lock").exists()
     assert all(check_run(p).num_rows == 1 for p in kept)
 
@@ -238,7 +233,7 @@ def test_ctrl_c_in_a_terminal_saves_every_finished_run_and_exits_130(tmp_path, d
     finished runs wait to be collected, and a second one while they are being saved: both runs
     are written, the second Ctrl-C only says so, exit 130, the driver's Ray gone. The driver is
     the real CLI; only ray.wait and the write are slowed to open those windows."""
-    exp, results, marks = grid(tmp_path), tmp_path / "results", tmp_path / "marks"
+    exp, results, marks = experiment_file(tmp_path), tmp_path / "results", tmp_path / "marks"
     marks.mkdir()
     driver = subprocess.Popen(
         [sys.executable, "-c", INTERRUPTED_DRIVER, marks, "run", exp, "--data-dir", data_dir,
@@ -257,13 +252,15 @@ def test_ctrl_c_in_a_terminal_saves_every_finished_run_and_exits_130(tmp_path, d
     assert gone_within(its_ray) == []
     assert driver.returncode == 130, out + err
     assert "interrupted: saving finished runs first, then stopping" in out + err
-    assert "Traceback" not in err and "2 trained" in out
-    assert len(results_of(results / "exp")) == 2 and not (results / "exp" / ".lock").exists()
+    assert "Traceback" not in err
+    assert "2 trained" in out
+    assert len(results_of(results / "exp")) == 2
+    assert not (results / "exp" / ".lock").exists()
 
 
 @pytest.mark.slow
 def test_driver_sigkill_loses_nothing_and_rerun_trains_the_rest(tmp_path, data_dir):
-    exp, results = grid(tmp_path, seeds=(0, 1, 2, 3)), tmp_path / "results"
+    exp, results = experiment_file(tmp_path, seeds=(0, 1, 2, 3)), tmp_path / "results"
     driver = start_cli("run", exp, "--data-dir", data_dir, "--results", results, "--num-cpus", "1")
     try:
         wait_for(lambda: len(results_of(results / "exp")) >= 1)
@@ -296,7 +293,8 @@ def test_stale_lock_of_a_gone_process_is_taken_over(tmp_path):
     (results / "lenet_baseline" / ".lock").write_text(json.dumps(
         {"host": os.uname().nodename, "pid": gone.pid, "started_at": "earlier"}))  # fmt: skip
     done = cli("run", REPO / "experiments" / "study" / "lenet_baseline.toml", "--results", results)
-    assert done.returncode == 0 and f"left by pid {gone.pid} (no longer running)" in done.stderr
+    assert done.returncode == 0
+    assert f"left by pid {gone.pid} (no longer running)" in done.stderr
     assert "nothing to train: all 3 runs of lenet_baseline are done" in done.stdout
     assert not (results / "lenet_baseline" / ".lock").exists()
 
@@ -312,11 +310,13 @@ def test_a_killed_worker_is_retried_and_lands_once(tmp_path, local_ray, small):
             os.kill(os.getpid(), signal.SIGKILL)
         return train_run(cfg, data, device, on_epoch)
 
-    plan = make_plan(load_experiments([grid(tmp_path, seeds=(0,))]), tmp_path / "r")
+    plan = make_plan(load_experiments([experiment_file(tmp_path, seeds=(0,))]), tmp_path / "r")
     outcome = run_grid(plan, small, train_fn=dies_once, stream=io.StringIO(), max_retries=2)
-    assert outcome.exit_code == 0 and len(outcome.finished) == 1
+    assert outcome.exit_code == 0
+    assert len(outcome.finished) == 1
     killed, trained = attempts(log)  # two trainings: the killed one, then exactly one more
-    assert killed["pid"] != trained["pid"] and killed["at"] < trained["at"]
+    assert killed["pid"] != trained["pid"]
+    assert killed["at"] < trained["at"]
     assert len(results_of(tmp_path / "r" / "exp")) == 1
     assert read_failures(tmp_path / "r" / "exp") == []
 
@@ -329,10 +329,11 @@ def test_a_run_that_keeps_dying_is_recorded_with_its_attempts(tmp_path, local_ra
         log_attempt(log, "start", cfg)
         os.kill(os.getpid(), signal.SIGKILL)
 
-    plan = make_plan(load_experiments([grid(tmp_path, seeds=(0,))]), tmp_path / "r")
+    plan = make_plan(load_experiments([experiment_file(tmp_path, seeds=(0,))]), tmp_path / "r")
     outcome = run_grid(plan, small, train_fn=always_dies, stream=io.StringIO(), max_retries=1)
     [record] = read_failures(tmp_path / "r" / "exp")
-    assert outcome.exit_code == 1 and record["attempts"] == 2 == len(attempts(log))
+    assert outcome.exit_code == 1
+    assert record["attempts"] == 2 == len(attempts(log))
 
 
 def test_an_exception_raised_by_training_is_not_retried(tmp_path, local_ray, small):
@@ -344,10 +345,12 @@ def test_an_exception_raised_by_training_is_not_retried(tmp_path, local_ray, sma
         log_attempt(log, "start", cfg)
         raise ValueError("the same config and seed would raise this again")
 
-    plan = make_plan(load_experiments([grid(tmp_path, seeds=(0,))]), tmp_path / "r")
+    plan = make_plan(load_experiments([experiment_file(tmp_path, seeds=(0,))]), tmp_path / "r")
     outcome = run_grid(plan, small, train_fn=raises, stream=io.StringIO(), max_retries=2)
     [record] = read_failures(tmp_path / "r" / "exp")
-    assert outcome.exit_code == 1 and len(attempts(log)) == 1 and record["attempts"] == 1
+    assert outcome.exit_code == 1
+    assert len(attempts(log)) == 1
+    assert record["attempts"] == 1
     assert "ValueError: the same config and seed would raise this again" in record["error"]
 
 
@@ -376,13 +379,16 @@ def test_a_node_removed_mid_grid_loses_and_duplicates_nothing(tmp_path, small):
 
         remover = threading.Thread(target=remove_when_busy)
         remover.start()
-        plan = make_plan(load_experiments([grid(tmp_path, seeds=(0, 1, 2, 3))]), tmp_path / "r")
+        plan = make_plan(
+            load_experiments([experiment_file(tmp_path, seeds=(0, 1, 2, 3))]), tmp_path / "r"
+        )
         outcome = run_grid(plan, small, train_fn=slow, stream=io.StringIO(), max_retries=2)
         remover.join()
     finally:
         ray.shutdown()
         cluster.shutdown()
-    assert outcome.exit_code == 0 and len(outcome.finished) == 4, outcome.failed
+    assert outcome.exit_code == 0, outcome.failed
+    assert len(outcome.finished) == 4, outcome.failed
     events = attempts(log)
     ended = [a["run"] for a in events if a["what"] == "end"]
     assert sorted(ended) == sorted(run.run_id for run in plan.runs)  # each trained to the end once
@@ -392,7 +398,8 @@ def test_a_node_removed_mid_grid_loses_and_duplicates_nothing(tmp_path, small):
     landed = {
         read_metadata(p)["run_id"]: read_metadata(p) for p in results_of(tmp_path / "r" / "exp")
     }
-    assert len(landed) == 4 and all(landed[run]["ray_node_id"] != doomed.node_id for run in cut)
+    assert len(landed) == 4
+    assert all(landed[run]["ray_node_id"] != doomed.node_id for run in cut)
 
 
 def test_ctrl_c_writes_runs_that_finished_but_were_not_collected(
@@ -409,10 +416,12 @@ def test_ctrl_c_writes_runs_that_finished_but_were_not_collected(
         return real_wait(refs, **kwargs)
 
     monkeypatch.setattr(ray, "wait", wait_then_interrupt)
-    plan = make_plan(load_experiments([grid(tmp_path, seeds=(0, 1, 2))]), tmp_path / "r")
+    plan = make_plan(load_experiments([experiment_file(tmp_path, seeds=(0, 1, 2))]), tmp_path / "r")
     outcome = run_grid(plan, small, stream=io.StringIO())
-    assert outcome.exit_code == 130 and outcome.cancelled == 0
-    assert len(outcome.finished) == 3 and len(results_of(tmp_path / "r" / "exp")) == 3
+    assert outcome.exit_code == 130
+    assert outcome.cancelled == 0
+    assert len(outcome.finished) == 3
+    assert len(results_of(tmp_path / "r" / "exp")) == 3
 
 
 def test_ctrl_c_while_a_run_is_being_written_still_writes_it(
@@ -430,12 +439,14 @@ def test_ctrl_c_while_a_run_is_being_written_still_writes_it(
         return real_write(folder, table)
 
     monkeypatch.setattr(collect, "write_run", interrupted_once)
-    plan = make_plan(load_experiments([grid(tmp_path, seeds=(0, 1))]), tmp_path / "r")
+    plan = make_plan(load_experiments([experiment_file(tmp_path, seeds=(0, 1))]), tmp_path / "r")
     outcome = run_grid(plan, small, stream=io.StringIO())
     [interrupted] = calls
-    assert outcome.exit_code == 130 and len(outcome.finished) + outcome.cancelled == 2
+    assert outcome.exit_code == 130
+    assert len(outcome.finished) + outcome.cancelled == 2
     written = [path.stem for path in results_of(tmp_path / "r" / "exp")]
-    assert interrupted in written and len(written) == len(outcome.finished)
+    assert interrupted in written
+    assert len(written) == len(outcome.finished)
 
 
 def test_a_dead_progress_actor_never_stops_the_grid(tmp_path, local_ray, small):
@@ -448,9 +459,10 @@ def test_a_dead_progress_actor_never_stops_the_grid(tmp_path, local_ray, small):
         return train_run(cfg, data, device, on_epoch)
 
     out = io.StringIO()
-    plan = make_plan(load_experiments([grid(tmp_path, seeds=(0, 1))]), tmp_path / "r")
+    plan = make_plan(load_experiments([experiment_file(tmp_path, seeds=(0, 1))]), tmp_path / "r")
     outcome = run_grid(plan, small, train_fn=kills_progress, stream=out)
-    assert outcome.exit_code == 0 and len(outcome.finished) == 2
+    assert outcome.exit_code == 0
+    assert len(outcome.finished) == 2
     assert "progress actor lost" in out.getvalue()
 
 
@@ -494,32 +506,37 @@ def test_a_destination_failing_mid_grid_spills_and_stops(
 
         killer = threading.Thread(target=kill_server_once_seed_0_landed, daemon=True)
         killer.start()
-        plan = make_plan(load_experiments([grid(tmp_path, seeds=(0, 1, 2))]), uri)
+        plan = make_plan(load_experiments([experiment_file(tmp_path, seeds=(0, 1, 2))]), uri)
         outcome = run_grid(plan, small, train_fn=storage_dies_at_seed_1, stream=io.StringIO())
         killer.join(timeout=10)
     finally:
         server.kill()
         server.wait()
-    assert outcome.exit_code == 1 and len(outcome.finished) == 1 and outcome.cancelled == 1
+    assert outcome.exit_code == 1
+    assert len(outcome.finished) == 1
+    assert outcome.cancelled == 1
     assert len(tries) == 1 + collect.WRITE_ATTEMPTS  # seed 0 once; seed 1 every attempt
     [lost] = outcome.lost
     assert lost.run_id == RunConfig(model="fc", epochs=1, seed=1).run_id
     spilled = pq.read_table(lost.kept_at)
-    assert lost.kept_at == str(SPILL_DIR / f"{lost.run_id}.parquet") and spilled.num_rows == 1
+    assert lost.kept_at == str(SPILL_DIR / f"{lost.run_id}.parquet")
+    assert spilled.num_rows == 1
     Path(lost.kept_at).unlink()
 
 
 def test_retries_option_is_checked(tmp_path):
-    done = cli("run", grid(tmp_path), "--retries", "-1", "--results", tmp_path / "r")
-    assert done.returncode == 2 and "--retries: -1 is not allowed" in done.stderr
+    done = cli("run", experiment_file(tmp_path), "--retries", "-1", "--results", tmp_path / "r")
+    assert done.returncode == 2
+    assert "--retries: -1 is not allowed" in done.stderr
 
 
 def test_an_address_nothing_listens_on_fails_within_seconds(tmp_path, data_dir):
     dead = f"127.0.0.1:{free_port()}"
     start = time.time()
-    done = cli("run", grid(tmp_path), "--address", dead, "--data-dir", data_dir,
+    done = cli("run", experiment_file(tmp_path), "--address", dead, "--data-dir", data_dir,
                "--results", tmp_path / "r")  # fmt: skip
-    assert done.returncode == 2 and time.time() - start < 60
+    assert done.returncode == 2
+    assert time.time() - start < 60
     assert (
         done.stderr.strip()
         .splitlines()[-1]

@@ -31,14 +31,16 @@ gpus = 0.25
 """,
         )
     )
-    assert exp.name == "exp" and exp.axes == ["lr", "optimizer"]
+    assert exp.name == "exp"
+    assert exp.axes == ["lr", "optimizer"]
     got = [(c.lr, c.optimizer, c.seed) for c in exp.runs]
     assert got == [
         (0.001, "adam", 0), (0.001, "adam", 1), (0.001, "sgd", 0), (0.001, "sgd", 1),
         (0.01, "adam", 0), (0.01, "adam", 1), (0.01, "sgd", 0), (0.01, "sgd", 1),
     ]  # fmt: skip
     assert all(c.epochs == 3 for c in exp.runs)
-    assert exp.resources.gpus == 0.25 and exp.resources.cpus == 1
+    assert exp.resources.gpus == 0.25
+    assert exp.resources.cpus == 1
     assert [c.run_id for c in load_experiment(exp.path).runs] == [c.run_id for c in exp.runs]
 
 
@@ -153,7 +155,8 @@ def test_the_shipped_experiments_match_the_study():
     assert len(load_experiment(REPO / "experiments" / "quickstart.toml").runs) == 6
     for path in study.glob("*.toml"):
         exp = load_experiment(path)
-        assert exp.seeds == (0, 1, 2) and {c.epochs for c in exp.runs} == {20}
+        assert exp.seeds == (0, 1, 2)
+        assert {c.epochs for c in exp.runs} == {20}
     combined = load_experiment(study / "combined.toml")
     assert {(c.channels, c.pooling, c.batchnorm) for c in combined.runs} == {
         ((32, 64, 256), "max", True)

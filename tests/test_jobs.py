@@ -12,11 +12,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import (
+from helpers import (
     S3_CREDENTIALS,
     TOKEN_PATH,
     cli,
     descendants,
+    experiment_file,
     free_port,
     kill_all,
     still_running,
@@ -83,9 +84,7 @@ def record(ray_head):
 
 
 def grid(tmp_path, seeds=(0, 1)):
-    path = tmp_path / "jobgrid.toml"
-    path.write_text(f'seeds = {list(seeds)}\n[base]\nmodel = "fc"\nepochs = 1\n')
-    return path
+    return experiment_file(tmp_path, seeds=seeds, name="jobgrid")
 
 
 def joined_the_head(results: Path) -> bool:
@@ -108,7 +107,8 @@ def test_submit_runs_the_grid_as_a_ray_job_into_s3(tmp_path, ray_head, s3_uri, d
     # The job saw what exists: submitted again, it trains nothing.
     again = cli("submit", grid(tmp_path), "--address", ray_head["dashboard"], "--results", s3_uri,
                 "--data-dir", Path(data_dir).resolve(), "--no-wait")  # fmt: skip
-    assert again.returncode == 0 and "ray job logs -f raysubmit_" in again.stdout
+    assert again.returncode == 0
+    assert "ray job logs -f raysubmit_" in again.stdout
 
 
 def test_ray_address_joins_with_the_token_from_ray_auth_token_path(tmp_path, ray_head, data_dir):
@@ -123,7 +123,8 @@ def test_ray_address_joins_with_the_token_from_ray_auth_token_path(tmp_path, ray
     done = cli("run", grid(tmp_path, seeds=(0,)), "--data-dir", data_dir, "--results", results,
                env=env)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "1 trained" in done.stdout and "InvalidAuthToken" not in done.stderr
+    assert "1 trained" in done.stdout
+    assert "InvalidAuthToken" not in done.stderr
     assert joined_the_head(results)
     assert not (home / ".ray").exists()
 
@@ -134,7 +135,8 @@ def test_address_auto_joins_the_recorded_head(tmp_path, ray_head, record, data_d
     done = cli("run", grid(tmp_path, seeds=(0,)), "--address", "auto", "--data-dir", data_dir,
                "--results", results)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "1 trained" in done.stdout and joined_the_head(results)
+    assert "1 trained" in done.stdout
+    assert joined_the_head(results)
     # A stale record (nothing listens there): one clear line within seconds, no Ray started.
     record.write_text(f"127.0.0.1:{free_port()}")
     stale = cli("run", grid(tmp_path, seeds=(1,)), "--address", "auto", "--data-dir", data_dir,
@@ -183,13 +185,15 @@ def test_run_without_address_never_joins_the_recorded_cluster(
     done = cli("run", grid(tmp_path, seeds=(0,)), "--data-dir", data_dir, "--results", results,
                "--num-cpus", "1", timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "Ray: 1 CPUs, 0 GPUs" in done.stdout and not joined_the_head(results)
+    assert "Ray: 1 CPUs, 0 GPUs" in done.stdout
+    assert not joined_the_head(results)
 
 
 def test_submit_refuses_a_relative_results_before_contacting_anyone(tmp_path):
     done = cli("submit", grid(tmp_path), "--address", f"http://127.0.0.1:{free_port()}",
                "--results", "results")  # fmt: skip
-    assert done.returncode == 2 and done.stdout == ""
+    assert done.returncode == 2
+    assert done.stdout == ""
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("error: --results results: a relative path would be written inside")
 
@@ -221,6 +225,7 @@ def test_submit_ships_only_the_code_and_the_experiment_files(tmp_path, monkeypat
         for p in package.rglob("*")
         if p.is_file() and "__pycache__" not in p.parts
     }
-    assert code == 0 and set(shipped["files"]) == sources | {"experiments/jobgrid.toml"}
+    assert code == 0
+    assert set(shipped["files"]) == sources | {"experiments/jobgrid.toml"}
     assert shipped["entrypoint"] == ["python", "-m", "fmnist_ray", "run",
                                      "experiments/jobgrid.toml", "--force"]  # fmt: skip

@@ -54,7 +54,8 @@ def test_activation_everywhere(activation, expected):
 
 def test_max_pooling():
     types = layer_types(LeNet5(pooling="max"))
-    assert types.count(nn.MaxPool2d) == 2 and nn.AvgPool2d not in types
+    assert types.count(nn.MaxPool2d) == 2
+    assert nn.AvgPool2d not in types
 
 
 def test_batchnorm_after_each_conv_before_activation():

@@ -58,7 +58,8 @@ def test_a_result_anywhere_under_the_root_is_filed_not_retrained(tmp_path):
     shared = RunConfig(epochs=1)
     fake_result(root, "a", shared)
     plan = make_plan(load_experiments([a, b]), root)
-    assert plan.planned == 4 and len(plan.runs) == 3
+    assert plan.planned == 4
+    assert len(plan.runs) == 3
     assert {run.run_id for run in plan.todo} == {
         RunConfig(epochs=1, seed=1).run_id,
         RunConfig(epochs=1, lr=0.002).run_id,
@@ -68,9 +69,11 @@ def test_a_result_anywhere_under_the_root_is_filed_not_retrained(tmp_path):
     assert copy.exists()
     assert set(read_run(copy).column("experiment").to_pylist()) == {"b"}
     meta = read_metadata(copy)
-    assert meta["experiment"] == "b" and meta["first_filed_in"] == "a"
+    assert meta["experiment"] == "b"
+    assert meta["first_filed_in"] == "a"
     again = make_plan(load_experiments([a, b]), root)
-    assert again.to_file == [] and len(again.todo) == 2
+    assert again.to_file == []
+    assert len(again.todo) == 2
 
 
 def test_pending_runs_come_longest_first(tmp_path):
@@ -80,7 +83,8 @@ def test_pending_runs_come_longest_first(tmp_path):
     plan = make_plan(load_experiments([exp]), tmp_path / "r")
     seconds = [run.seconds for run in plan.todo]
     assert seconds == sorted(seconds, reverse=True)
-    assert plan.todo[0].config.batch_size == 10 and plan.todo[-1].config.model == "fc"
+    assert plan.todo[0].config.batch_size == 10
+    assert plan.todo[-1].config.model == "fc"
 
 
 def test_cost_model_orders_the_study_s_long_runs_first():
@@ -102,7 +106,7 @@ def test_makespan_and_its_lower_bound():
 def test_plan_prints_the_wall_time_for_the_slots_it_would_get(tmp_path):
     """One slot: the runs back to back; as many slots as runs: the longest run. Without
     --slots, the CPUs here divided by each run's CPUs (here all of them: one slot)."""
-    from conftest import cli
+    from helpers import cli
 
     from fmnist_ray.runner.progress import clock
 

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 import ray
-from conftest import (
+from helpers import (
     cli,
     descendants,
+    experiment_file,
     kill_all,
     no_ray_connected,
     start_cli,
@@ -40,9 +41,7 @@ from fmnist_ray.training.train import train_run
 
 
 def experiment(tmp_path, grid="", base="epochs = 1", seeds=(0, 1), name="exp"):
-    path = tmp_path / f"{name}.toml"
-    path.write_text(f"seeds = {list(seeds)}\n[base]\n{base}\n[grid]\n{grid}\n")
-    return load_experiment(path)
+    return load_experiment(experiment_file(tmp_path, base, seeds, grid, name))
 
 
 def intervals(folder):
@@ -59,14 +58,16 @@ def test_fractional_gpus_pack_two_runs_per_gpu(tmp_path, local_ray, fmnist):
     exp = experiment(tmp_path, grid="lr = [0.001, 0.002, 0.003, 0.004]")
     outcome = train_grid([exp], fmnist.subset(6000, 1000), tmp_path / "results",
                          resources=dict(gpus=0.5, cpus=1), stream=io.StringIO())  # fmt: skip
-    assert outcome.exit_code == 0 and len(outcome.finished) == 8
+    assert outcome.exit_code == 0
+    assert len(outcome.finished) == 8
     runs = intervals(tmp_path / "results" / "exp")
     assert len(runs) == 8
     for _, meta in runs:
         assert len(meta["gpu_ids"]) == 1
         # What the run saw is what Ray gave it.
         assert meta["cuda_visible_devices"] == meta["gpu_ids"][0]
-        assert meta["device"] == "cpu" and meta["torch_threads"] == 1
+        assert meta["device"] == "cpu"
+        assert meta["torch_threads"] == 1
     assert most_at_once([span for span, _ in runs]) <= 4
     by_gpu = {}
     for span, meta in runs:
@@ -81,7 +82,8 @@ def test_resume_trains_only_what_is_missing(tmp_path, local_ray, small):
     exp = experiment(tmp_path, base='model = "fc"\nepochs = 1', seeds=(0, 1, 2))
     results = tmp_path / "results"
     first = train_grid([exp], small, results, resources=dict(cpus=1), stream=io.StringIO())
-    assert len(first.finished) == 3 and first.skipped == 0
+    assert len(first.finished) == 3
+    assert first.skipped == 0
     folder = results / exp.name
     assert (folder / "experiment.toml").read_text() == exp.path.read_text()
     assert (folder / "environment.json").exists()
@@ -90,18 +92,21 @@ def test_resume_trains_only_what_is_missing(tmp_path, local_ray, small):
     victim.unlink()
     second = train_grid([exp], small, results, resources=dict(cpus=1), stream=io.StringIO())
     assert [item.run.config.run_id for item in second.finished] == [exp.runs[1].run_id]
-    assert second.skipped == 2 and victim.exists()
+    assert second.skipped == 2
+    assert victim.exists()
     for path, mtime in kept.items():
         if path != victim:
             assert path.stat().st_mtime_ns == mtime
     third = train_grid([exp], small, results, resources=dict(cpus=1), stream=io.StringIO())
-    assert third.finished == [] and third.skipped == 3
+    assert third.finished == []
+    assert third.skipped == 3
     forced = train_grid(
         [exp], small, results, resources=dict(cpus=1), force=True, stream=io.StringIO()
     )
     assert len(forced.finished) == 3
     table = read_results([results])
-    assert table.num_rows == 3 and set(table.column("run_id").to_pylist()) == done_run_ids(folder)
+    assert table.num_rows == 3
+    assert set(table.column("run_id").to_pylist()) == done_run_ids(folder)
 
 
 def test_a_failing_run_never_stops_the_others(tmp_path, local_ray, small):
@@ -129,7 +134,8 @@ def test_a_failing_run_never_stops_the_others(tmp_path, local_ray, small):
     # Fixed and run again: only the failed runs train, and their failure records go away.
     again = train_grid([exp], small, tmp_path / "r", resources=dict(cpus=1), stream=io.StringIO())
     assert sorted(item.run.config.seed for item in again.finished) == [1, 2]
-    assert read_failures(tmp_path / "r" / "exp") == [] and again.exit_code == 0
+    assert read_failures(tmp_path / "r" / "exp") == []
+    assert again.exit_code == 0
 
 
 # sitecustomize of the test's second node: fmnist_ray importable only from where Ray unpacks
@@ -253,17 +259,21 @@ def test_a_diverged_run_is_kept_counted_done_and_reported(tmp_path, data_dir):
     args = ["run", exp.path, "--data-dir", data_dir, "--results", results, "--num-cpus", "1"]
     first = cli(*args)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert "1 trained, 0 already done, 0 failed" in first.stdout and "diverged" in first.stdout
+    assert "1 trained, 0 already done, 0 failed" in first.stdout
+    assert "diverged" in first.stdout
     [path] = (results / "div" / "runs").glob("*.parquet")
     table = read_run(path)
-    assert set(table.column("status").to_pylist()) == {"diverged"} and table.num_rows < 3
+    assert set(table.column("status").to_pylist()) == {"diverged"}
+    assert table.num_rows < 3
     again = cli(*args)
-    assert again.returncode == 0 and "nothing to train: all 1 runs of div are done" in again.stdout
+    assert again.returncode == 0
+    assert "nothing to train: all 1 runs of div are done" in again.stdout
     assert "1 runs: 1 done, 0 pending" in cli("plan", exp.path, "--results", results).stdout
     report = cli("report", results / "div", "--out", tmp_path / "report")
     assert report.returncode == 0, report.stderr
     summary = (tmp_path / "report" / "div" / "summary.md").read_text()
-    assert path.stem in summary and "diverged" in summary
+    assert path.stem in summary
+    assert "diverged" in summary
 
 
 def test_the_cli_exits_1_when_a_run_failed(tmp_path, data_dir):
@@ -279,9 +289,11 @@ def test_the_cli_exits_1_when_a_run_failed(tmp_path, data_dir):
     finally:
         driver.kill()
     assert driver.returncode == 1, out + err
-    assert "0 trained, 0 already done, 1 failed" in out and "failed: " in err
+    assert "0 trained, 0 already done, 1 failed" in out
+    assert "failed: " in err
     [record] = read_failures(results / "exp")
-    assert record["attempts"] == 1 and "Traceback" not in err
+    assert record["attempts"] == 1
+    assert "Traceback" not in err
 
 
 def training_workers(driver: int) -> list[int]:
@@ -312,7 +324,8 @@ def test_invalid_experiment_starts_nothing_and_writes_nothing(tmp_path):
         f"error: {bad}: base.epochs: 0 is not allowed: Input should be greater than or equal to 1 (allowed: an integer >= 1)",
         f"error: {bad}: grid.activation: 'sigmoid' is not allowed: Input should be 'tanh', 'relu' or 'leaky_relu'",
     ]
-    assert not (tmp_path / "results").exists() and done.stdout == ""
+    assert not (tmp_path / "results").exists()
+    assert done.stdout == ""
 
 
 def test_resources_that_fit_no_node_are_refused(tmp_path, data_dir):
@@ -332,7 +345,8 @@ def test_a_config_shared_by_two_files_trains_once_and_lands_in_both(tmp_path, lo
     results = tmp_path / "results"
     plan = make_plan(load_experiments([a, b]), results)
     outcome = run_grid(plan, small, stream=io.StringIO())
-    assert outcome.exit_code == 0 and len(outcome.finished) == 3  # 4 planned, 3 unique
+    assert outcome.exit_code == 0
+    assert len(outcome.finished) == 3  # 4 planned, 3 unique
     shared = RunConfig(model="fc", epochs=1).run_id
     copies = [read_run(run_path(results / name, shared)) for name in ("a", "b")]
     assert [set(t.column("experiment").to_pylist()) for t in copies] == [{"a"}, {"b"}]
@@ -343,7 +357,8 @@ def test_a_config_shared_by_two_files_trains_once_and_lands_in_both(tmp_path, lo
     # Resume across experiments: b's copy gone, a's still there -> filed again, nothing trained.
     Path(run_path(results / "b", shared).path).unlink()
     again = train_grid(load_experiments([a, b]), small, results, stream=io.StringIO())
-    assert again.finished == [] and run_path(results / "b", shared).exists()
+    assert again.finished == []
+    assert run_path(results / "b", shared).exists()
 
 
 def test_runs_start_longest_first(tmp_path, local_ray, small):

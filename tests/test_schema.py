@@ -53,13 +53,15 @@ def test_a_new_neutral_field_keeps_committed_runs_done(grown):
         assert RunConfig(label_smoothing=0.1).run_id != "859ffaf356f9"
         print("grown")
     """))  # fmt: skip
-    assert check.returncode == 0 and "grown" in check.stdout, check.stderr
+    assert check.returncode == 0, check.stderr
+    assert "grown" in check.stdout, check.stderr
     files = [
         str(REPO / "experiments" / "study" / f"{name}.toml") for name in ("optimizer", "scheduler")
     ]
     done = run_with(grown, "-m", "fmnist_ray", "plan", *files, "--results", str(REPO / "results"))
     assert done.returncode == 0, done.stderr
-    assert "45 unique" in done.stdout and "45 done, 0 pending, 0 failed" in done.stdout, done.stdout
+    assert "45 unique" in done.stdout, done.stdout
+    assert "45 done, 0 pending, 0 failed" in done.stdout, done.stdout
 
 
 def test_old_and_new_result_files_read_back_together(grown, tmp_path):

@@ -5,7 +5,7 @@ import io
 import os
 
 import pytest
-from conftest import cli
+from helpers import cli, experiment_file
 
 from fmnist_ray.planning.plan import make_plan
 from fmnist_ray.runner.driver import run_grid
@@ -37,8 +37,7 @@ def test_unknown_scheme_is_one_clear_error():
 
 @pytest.mark.slow
 def test_grid_on_s3_runs_resumes_and_reads_back(tmp_path, s3_uri, data_dir):
-    exp = tmp_path / "exp.toml"
-    exp.write_text('seeds = [0, 1]\n[base]\nmodel = "fc"\nepochs = 1\n')
+    exp = experiment_file(tmp_path)
     args = ["run", exp, "--results", s3_uri, "--data-dir", data_dir, "--num-cpus", "2"]
     first = cli(*args)
     assert first.returncode == 0, first.stdout + first.stderr
@@ -48,10 +47,12 @@ def test_grid_on_s3_runs_resumes_and_reads_back(tmp_path, s3_uri, data_dir):
     index = read_tree([s3_uri]).by_id()
     assert set(index) == {RunConfig(model="fc", epochs=1, seed=s).run_id for s in (0, 1)}
     table = read_results([s3_uri])
-    assert table.num_rows == 2 and set(table.column("experiment").to_pylist()) == {"exp"}
+    assert table.num_rows == 2
+    assert set(table.column("experiment").to_pylist()) == {"exp"}
     assert (locate(s3_uri) / "exp" / "experiment.toml").read_text() == exp.read_text()
     again = cli(*args)
-    assert again.returncode == 0 and "nothing to train: all 2 runs of exp are done" in again.stdout
+    assert again.returncode == 0
+    assert "nothing to train: all 2 runs of exp are done" in again.stdout
     plan = cli("plan", exp, "--results", s3_uri)
     assert "2 runs: 2 done, 0 pending, 0 failed" in plan.stdout, plan.stdout
     report = cli("report", s3_uri, "--out", tmp_path / "report")
@@ -65,8 +66,7 @@ def test_grid_on_s3_runs_resumes_and_reads_back(tmp_path, s3_uri, data_dir):
 
 
 def test_failures_are_recorded_on_s3(tmp_path, s3_uri, small, local_ray):
-    exp = tmp_path / "exp.toml"
-    exp.write_text('seeds = [0]\n[base]\nmodel = "fc"\nepochs = 1\n')
+    exp = experiment_file(tmp_path, seeds=(0,))
 
     def broken(cfg, data, device, on_epoch=None):
         raise RuntimeError("injected")

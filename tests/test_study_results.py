@@ -17,8 +17,10 @@ STUDY_FILES = sorted((REPO / "experiments" / "study").glob("*.toml"))
 
 def test_every_study_run_is_done_and_valid():
     plan = make_plan(load_experiments(STUDY_FILES), RESULTS)
-    assert plan.planned == 141 and len(plan.runs) == 123
-    assert [run.run_id for run in plan.todo] == [] and plan.to_file == []
+    assert plan.planned == 141
+    assert len(plan.runs) == 123
+    assert [run.run_id for run in plan.todo] == []
+    assert plan.to_file == []
     assert plan.corrupt == []
 
 
@@ -47,7 +49,8 @@ def test_the_check_fails_when_the_readme_prose_disagrees_with_the_runs(tmp_path)
     edited.write_text(readme.replace(claim, '*"Max pooling helps"* holds'))
     done = subprocess.run([sys.executable, "docs/readme_study.py", "--check", "--readme", edited],
                           cwd=REPO, capture_output=True, text=True)  # fmt: skip
-    assert done.returncode != 0 and "differs" in done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "differs" in done.stdout + done.stderr
 
 
 def test_the_committed_report_says_how_sure_it_is():

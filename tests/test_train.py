@@ -45,7 +45,8 @@ def initial_test_loss(cfg, data):
 def test_training_lowers_the_loss(small, options):
     cfg = RunConfig(epochs=2, batch_size=50, **options)
     outcome = train_run(cfg, small, CPU)
-    assert outcome.status == "ok" and len(outcome.history) == 2
+    assert outcome.status == "ok"
+    assert len(outcome.history) == 2
     assert outcome.history[-1]["test_loss"] < 0.9 * initial_test_loss(cfg, small)
     assert outcome.history[-1]["test_acc"] > 0.4  # chance is 0.1
     assert set(outcome.history[0]) == {EPOCH, *NAMES}  # the vocabulary, nothing else
@@ -141,4 +142,5 @@ def test_data_already_on_the_device_is_used_as_is(small):
     data = DeviceData(small, CPU)
     assert data.to(CPU) is data
     outcome = train_run(RunConfig(model="fc", epochs=1), data, CPU)
-    assert outcome.status == "ok" and outcome.final["test_acc"] > 0.5
+    assert outcome.status == "ok"
+    assert outcome.final["test_acc"] > 0.5
