@@ -46,10 +46,11 @@ def cli(*args, env=None, cwd=None, timeout=600) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)  # fmt: skip
 
 
-def cli_here(*args) -> subprocess.CompletedProcess:
+def cli_here(*args, env=None) -> subprocess.CompletedProcess:
     """`fmnist-ray ARGS` in this process: the real entry point (`main`, with its one-line errors)
     inside click's CliRunner isolation; the same exit code, stdout and stderr as `cli` gives,
-    without starting Python. For tests where a separate process is not the point."""
+    without starting Python, `env` set meanwhile. For tests where a separate process is not the
+    point."""
     from click.testing import CliRunner
 
     from fmnist_ray.cli.commands import main
@@ -57,7 +58,7 @@ def cli_here(*args) -> subprocess.CompletedProcess:
     argv = ["fmnist-ray", *map(str, args)]
     saved, sys.argv = sys.argv, argv
     try:
-        with CliRunner().isolation() as (out, err, _):
+        with CliRunner().isolation(env=env) as (out, err, _):
             try:
                 main()
                 code = 0

@@ -1,13 +1,13 @@
 """Every RunConfig field, declared once, reaches everything made from it: `train --help`, the
 Parquet columns (and back), the plot label and the options tables of README.md and docs/study.md."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from helpers import cli_here
 
 from fmnist_ray.spec.config import (
     CONFIG_FIELDS,
@@ -36,9 +36,7 @@ ARROW = {str: pa.string(), bool: pa.bool_(), int: pa.int64(), float: pa.float64(
 
 @pytest.fixture(scope="module")
 def train_help() -> str:
-    env = os.environ | {"COLUMNS": "1000"}  # one line per option
-    done = subprocess.run([sys.executable, "-m", "fmnist_ray", "train", "--help"], env=env,
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = cli_here("train", "--help", env={"COLUMNS": "1000"})  # one line per option
     assert done.returncode == 0, done.stderr
     return done.stdout
 

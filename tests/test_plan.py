@@ -106,7 +106,7 @@ def test_makespan_and_its_lower_bound():
 def test_plan_prints_the_wall_time_for_the_slots_it_would_get(tmp_path):
     """One slot: the runs back to back; as many slots as runs: the longest run. Without
     --slots, the CPUs here divided by each run's CPUs (here all of them: one slot)."""
-    from helpers import cli
+    from helpers import cli_here
 
     from fmnist_ray.runner.progress import clock
 
@@ -115,13 +115,13 @@ def test_plan_prints_the_wall_time_for_the_slots_it_would_get(tmp_path):
     seconds = [estimate_seconds(RunConfig(epochs=2, batch_size=b)) for b in (20, 100, 500)]
     expected = {"1": sum(seconds), "3": max(seconds)}
     for slots, wall in expected.items():
-        done = cli("plan", path, "--results", tmp_path / "r", "--slots", slots)
+        done = cli_here("plan", path, "--results", tmp_path / "r", "--slots", slots)
         assert done.returncode == 0, done.stderr
         assert (
             f"slot{'s' if slots != '1' else ''}, longest first: about {clock(wall)} wall"
             in done.stdout
         )
-    default = cli("plan", path, "--results", tmp_path / "r")
+    default = cli_here("plan", path, "--results", tmp_path / "r")
     assert f"on 1 slot, longest first: about {clock(sum(seconds))} wall" in default.stdout
     assert f"about {sum(seconds) / 3600:.2f} run-hours" in default.stdout
 
