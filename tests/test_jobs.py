@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import TOKEN_PATH  # the session's Ray token
 from helpers import (
     S3_CREDENTIALS,
-    TOKEN_PATH,
     cli,
     descendants,
     experiment_file,
