@@ -34,8 +34,10 @@ def test_the_probe_measures_a_real_trainer(one_gpu, fmnist):
     wide = RunConfig(channels=(32, 64, 256), batchnorm=True, pooling="max", activation="relu")
     memory = measure_gpu([RunConfig(batch_size=1280), wide], ray.put(fmnist), 1, timeout=300)
     data_bytes = (60_000 + 10_000) * (28 * 28 * 4 + 8)  # float32 images, int64 labels
-    assert memory.total > memory.free > 0 and memory.held >= data_bytes
-    assert memory.peak > memory.held and memory.context > 0
+    assert memory.total > memory.free > 0
+    assert memory.held >= data_bytes  # read after training: the data and the allocator's cache
+    assert memory.peak >= memory.held
+    assert memory.context > 0  # CUDA context, cuBLAS/cuDNN handles and kernels
     runs = runs_per_gpu(memory)
     assert runs * memory.per_trainer <= memory.available
     print(f"{memory}: {runs} per GPU, a trainer {memory.per_trainer / GIB:.2f} GiB")
