@@ -10,7 +10,9 @@ writes the numbers as JSON.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
+import sys
 import time
 from contextlib import nullcontext
 
@@ -75,9 +77,11 @@ def main() -> None:
         data, args.members = data.subset(1_000, 100), [1, 2]
     data = DeviceData(data, device)
     rows = []
+    faulthandler.dump_traceback_later(15, repeat=True, file=sys.stderr)  # where a slow K spends it
     for k in args.members:
         members = [Member(RunConfig(seed=seed), data) for seed in range(k)]
-        epoch(members)  # warm-up and capture
+        warm = epoch(members)  # warm-up and capture
+        print(f"{k:3d} runs: first epoch (warm-up, capture) {warm:.2f} s", flush=True)
         seconds = epoch(members)
         rows.append(dict(members=k, seconds=seconds, images_per_s=k * data.train_size / seconds,
                          steps=sorted({m.step.mode for m in members})))  # fmt: skip

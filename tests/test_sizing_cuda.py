@@ -62,7 +62,7 @@ def test_a_real_out_of_memory_is_retried_alone(tmp_path, one_gpu, small):
     assert outcome.exit_code == 0 and len(outcome.finished) == 2, stream.getvalue()
     shares = sorted(p.read_text().split() for p in log.iterdir())
     assert shares == [["0.5"], ["0.5", "1.0"]]
-    assert {item.metadata["device"] for item in outcome.finished} == {"cuda"}
+    assert {item.metadata["device"] for item in outcome.finished} == {"cuda:0"}
 
 
 class TightGraph(torch.cuda.graph):
@@ -111,7 +111,8 @@ def test_out_of_memory_in_capture_is_retried_alone_and_its_trainer_trains_on(
     assert outcome.exit_code == 0, stream.getvalue()
     assert len(outcome.finished) == 4, stream.getvalue()
     metas = {item.run.config.seed: item.metadata for item in outcome.finished}
-    attempts = (log / metas[1]["run_id"]).read_text().split("\n")[:-1]
+    run_ids = {item.run.config.seed: item.run.run_id for item in outcome.finished}
+    attempts = (log / run_ids[1]).read_text().split("\n")[:-1]
     assert [line.split()[0] for line in attempts] == ["0.5", "1.0"]
     assert metas[1]["retried_alone"] is True
     assert metas[1]["training_step"] == "cuda_graph"  # alone, the capture fits
