@@ -113,6 +113,11 @@ def test_out_of_memory_in_capture_is_retried_alone_and_its_trainer_trains_on(
     metas = {item.run.config.seed: item.metadata for item in outcome.finished}
     run_ids = {item.run.config.seed: item.run.run_id for item in outcome.finished}
     attempts = (log / run_ids[1]).read_text().split("\n")[:-1]
+    seen = {
+        seed: (m["trainer_pid"], m["gpu_share"], m["training_step"]) for seed, m in metas.items()
+    }
+    print(f"seed 1's attempts (share pid): {attempts}; runs (pid, share, step): {seen}")
+    print(stream.getvalue())
     assert [line.split()[0] for line in attempts] == ["0.5", "1.0"]
     assert metas[1]["retried_alone"] is True
     assert metas[1]["training_step"] == "cuda_graph"  # alone, the capture fits
