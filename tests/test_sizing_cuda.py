@@ -6,6 +6,7 @@ import functools
 import io
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -82,15 +83,24 @@ class TightGraph(torch.cuda.graph):
 
 
 def capture_runs_out_when_shared(log: Path, cfg, data, device, on_epoch=None):
-    """Seed 1 with a GPU share below 1 runs out of memory for real while its step is captured."""
+    """Seed 1 with a GPU share below 1 runs out of memory for real while its step is captured;
+    the other shared runs wait for that (a minute at most), so runs are left for its trainer."""
     share = ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0)
     with (log / cfg.run_id).open("a") as attempts:
         attempts.write(f"{share} {os.getpid()}\n")
+    ran_out = log.parent / "ran_out"
     real = torch.cuda.graph
     if share < 1 and cfg.seed == 1:
         torch.cuda.graph = TightGraph
+    elif share < 1:
+        deadline = time.monotonic() + 60
+        while not ran_out.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
     try:
         return train_run(cfg, data, device, on_epoch=on_epoch)
+    except Exception:
+        ran_out.touch()
+        raise
     finally:
         torch.cuda.graph = real
 
