@@ -1,81 +1,79 @@
 #!/usr/bin/env bash
-# The GPU checks, as one script for a machine with CUDA (the project's own box has none):
-#   0. the CUDA-only tests (the CUDA-graph step against the eager one; the memory probe, and a
-#      real CUDA out-of-memory retried alone);
-#   1. the step's images/s eager and as a CUDA graph, and the training loop against the
-#      study's DataLoader loop;
-#   2. two study experiments run with `fmnist-ray run` and its defaults (GPU share sized from
-#      measured memory: the run prints the probe's numbers), compared run by run with the
-#      committed CPU results;
-#   3. fractional packing: the same grid at 1, 0.5, 0.25 and 0.125 GPU per run;
-#   4. issue 14: a 24-run base LeNet-5 grid (seeds 0-23, 2 epochs) through long-lived trainers,
-#      8 per GPU: aggregate training images/s end to end (against one run alone: section 1);
-#   5. issue 14, only with STUDY=1 (minutes): the whole study into an empty root, timed, and
-#      compared seed by seed with the committed CPU study.
-# Usage: bash benchmarks/gpu_check.sh DATA_DIR [WORK_DIR]
-# Exits 1 if any check failed. `python benchmarks/smoke.py gpu_check.sh` dry-runs it without a GPU
-# (every python command parsed with its flags, nothing run).
-set -uo pipefail  # no -e: one failed check must not hide the others
-failed=0
-trap 'failed=1' ERR
+# The GPU check (issue 22): one call of at most 5 minutes on a machine with one CUDA GPU, sections
+# in order of value, each bounded by its own time budget and ending in one SUMMARY line; each
+# section's full output and numbers land in $OUT (default: a temporary folder).
+#   1. Ray sees the GPU, and the CUDA tests pass (graph step vs eager, the memory probe on a real
+#      trainer, a real out of memory retried alone, and the CPU's injected-fault tests)   [150 s]
+#   2. memory of one trainer's process over 24 runs: flat within 5% from run 5 to 24     [45 s]
+#   3. a real out of memory during graph capture: retried alone, its trainer trains on    [60 s]
+#   4. the 24-run base LeNet-5 grid (2 epochs, 0.125 GPU each) through trainers, against one
+#      graphed run alone                                                                   [90 s]
+#   5. several runs in one process, each on its own CUDA stream (measured before it is built)
+#                                                                                           [45 s]
+#   STUDY=1 instead: the whole study into an empty root, its wall time, and test accuracy per run
+#   against the committed CPU study (its own call; STUDY=EXP,EXP for some experiments only;
+#   STUDY_BUDGET seconds, default 540).
+# Usage: bash benchmarks/gpu_check.sh DATA_DIR [WORK_DIR]; exits 1 if any section failed.
+# `python benchmarks/smoke.py gpu_check.sh` dry-runs it without a GPU (every python command
+# parsed with its flags, nothing run).
+set -uo pipefail  # no -e: one failed section must not hide the others
 data=$(realpath "$1")
 work=${2:-$(mktemp -d)}
+out=${OUT:-$(mktemp -d)}
+mkdir -p "$work" "$out"
 cd "$(dirname "$0")/.."
+export PYTHONUNBUFFERED=1 FMNIST_DATA_DIR="$data"
+failed=0
+began=$(date +%s)
 
-nvidia-smi -L
-python3 -c 'import torch, ray, pyarrow; print("torch", torch.__version__, "cuda", torch.version.cuda,
-    "| ray", ray.__version__, "| pyarrow", pyarrow.__version__, "|", torch.cuda.get_device_name())'
-echo "CPUs: $(nproc)"
-
-echo; echo "## 0. CUDA tests"
-FMNIST_DATA_DIR="$data" python3 -m pytest -q -s -p no:cacheprovider tests/test_train_cuda.py \
-    tests/test_sizing_cuda.py
-
-echo; echo "## 1. training throughput on cuda"
-python3 benchmarks/bench_gpu_step.py --data-dir "$data"
-python3 benchmarks/bench_throughput.py --data-dir "$data" --device cuda --epochs 2 --repeats 2
-
-echo; echo "## 2. lenet_baseline + combined on the GPU, packing from measured memory, vs committed CPU results"
-start=$(date +%s)
-python3 -m fmnist_ray run experiments/study/lenet_baseline.toml experiments/study/combined.toml \
-    --results "$work/gpu" --data-dir "$data"
-echo "wall: $(( $(date +%s) - start )) s"
-for exp in lenet_baseline combined; do
-    python3 benchmarks/compare_devices.py "results/$exp" "$work/gpu/$exp"
-done
-
-echo; echo "## 3. fractional packing"
-python3 benchmarks/bench_gpu_packing.py --data-dir "$data" --runs 8 --epochs 2
-
-echo; echo "## 4. 24 base LeNet-5 runs (2 epochs) through trainers, 0.125 GPU each"
-printf 'seeds = [%s]\n[base]\nmodel = "lenet5"\nepochs = 2\n' "$(seq -s ', ' 0 23)" \
-    > "$work/grid24.toml"
-start=$(date +%s.%N)
-python3 -m fmnist_ray run "$work/grid24.toml" --results "$work/grid24" --data-dir "$data" \
-    --gpus-per-run 0.125
-end=$(date +%s.%N)
-python3 -c "
-import sys
-from collections import Counter
-from fmnist_ray.store.devices import describe_devices, device_label, sharing
-from fmnist_ray.store.results import find_run_files, read_metadata
-wall = float(sys.argv[2]) - float(sys.argv[1])
-metas = [read_metadata(p) for p in find_run_files([sys.argv[3]])]
-print(f'{len(metas)} runs in {wall:.1f} s end to end: {len(metas) * 2 * 60000 / wall:,.0f} '
-      f'training images/s; {len({m[\"trainer_pid\"] for m in metas})} trainers, '
-      f'steps {sorted({m[\"training_step\"] for m in metas})}; devices '
-      f'{describe_devices(device_label(m) for m in metas)}; (runs at once, fused) '
-      f'{dict(Counter(sharing(m) for m in metas))}')
-" "$start" "$end" "$work/grid24"
-
-if [ "${STUDY:-0}" = 1 ]; then
-    echo; echo "## 5. the whole study into an empty root on one GPU"
+section() {  # section NAME BUDGET_S COMMAND...: run it under `timeout`, output to $out/NAME.log
+    local name=$1 budget=$2 start rc
+    shift 2
     start=$(date +%s)
-    python3 -m fmnist_ray run experiments/study --results "$work/study" --data-dir "$data"
-    echo "study wall: $(( $(date +%s) - start )) s"
-    for exp in experiments/study/*.toml; do
-        python3 benchmarks/compare_devices.py "results/$(basename "$exp" .toml)" \
-            "$work/study/$(basename "$exp" .toml)"
+    timeout -k 10 "$budget" "$@" > "$out/$name.log" 2>&1
+    rc=$?
+    grep -h '^SUMMARY' "$out/$name.log"
+    if [ "$rc" != 0 ]; then
+        failed=1
+        echo "FAILED $name (rc $rc$([ "$rc" = 124 ] && echo ": over its ${budget} s")); last lines:"
+        tail -n 25 "$out/$name.log" | sed 's/^/    /'
+    fi
+    echo "  [$name: $(( $(date +%s) - start )) s of ${budget} s, $(( $(date +%s) - began )) s in all]"
+}
+
+nvidia-smi -L | tee "$out/gpu.txt"
+if [ "${STUDY:-0}" = 0 ]; then
+    section 1-cuda-tests 150 bash -c '
+        python3 -c "import ray, torch; ray.init(address=\"local\", include_dashboard=False, logging_level=\"ERROR\"); gpus = ray.cluster_resources().get(\"GPU\", 0); print(\"SUMMARY ray\", ray.__version__, \"torch\", torch.__version__, torch.cuda.get_device_name(), \"GPUs Ray sees:\", gpus); assert gpus >= 1" &&
+        python3 -m pytest -q -p no:cacheprovider -n 3 tests/test_train_cuda.py \
+            tests/test_sizing_cuda.py tests/test_device_faults.py \
+            -k "not capture_is_retried_alone" 2>&1 | tee /dev/stderr | tail -n 1 | sed "s/^/SUMMARY tests: /"
+        exit "${PIPESTATUS[0]}"'
+    section 2-memory 45 python3 benchmarks/gpu_memory.py --runs 24 --out "$out/memory.json"
+    section 3-capture-oom 60 bash -c '
+        python3 -m pytest -q -s -p no:cacheprovider -n 0 tests/test_sizing_cuda.py \
+            -k "capture_is_retried_alone" 2>&1 | tee /dev/stderr | tail -n 1 | sed "s/^/SUMMARY capture OOM: /"
+        exit "${PIPESTATUS[0]}"'
+    section 4-grid 90 python3 benchmarks/gpu_grid.py --data-dir "$data" --work "$work/grid" \
+        --runs 24 --epochs 2 --gpus-per-run 0.125 --out "$out/grid.json"
+    section 5-streams 45 python3 benchmarks/gpu_streams.py --data-dir "$data" \
+        --members 1 2 4 8 16 --out "$out/streams.json"
+else
+    experiments=experiments/study
+    if [ "$STUDY" != 1 ]; then
+        experiments=$(printf 'experiments/study/%s.toml ' ${STUDY//,/ })
+    fi
+    start=$(date +%s)
+    # shellcheck disable=SC2086
+    section study "${STUDY_BUDGET:-540}" python3 -m fmnist_ray run $experiments --results "$work/study" \
+        --data-dir "$data"
+    echo "SUMMARY study wall: $(( $(date +%s) - start )) s for $(find "$work/study" -name '*.parquet' | wc -l) result files"
+    for exp in "$work"/study/*/; do
+        name=$(basename "$exp")
+        [ -d "results/$name" ] && python3 benchmarks/compare_devices.py "results/$name" "$exp" \
+            > "$out/compare-$name.log" 2>&1
+        tail -n 1 "$out/compare-$name.log" | sed "s/^/SUMMARY $name: /"
     done
 fi
+echo "SUMMARY gpu_check: $(( $(date +%s) - began )) s, $([ "$failed" = 0 ] && echo "all sections passed" || echo "SOME SECTIONS FAILED")"
 exit "$failed"

@@ -29,6 +29,9 @@ BENCHMARKS = {
     "bench_throughput": True,
     "calibrate_cost": True,
     "compare_devices": False,
+    "gpu_grid": True,
+    "gpu_memory": True,
+    "gpu_streams": True,
     "study_cost": False,
     "verify_report": False,
 }

@@ -61,15 +61,24 @@ def test_metadata_says_how_many_runs_shared_its_process(tmp_path, trained):
     folder = write_results(tmp_path, trained, on_gpu=None)
     metas = [read_metadata(path) for path in find_run_files([folder])]
     assert len(metas) == 4
-    assert {sharing(meta) for meta in metas} == {(1, 0)}
+    assert {sharing(meta) for meta in metas} == {(1, 0, None, None, False)}
     assert {device_label(meta) for meta in metas} == {"cpu"}
+
+
+def test_a_gpu_runs_label_says_how_it_had_its_gpu():
+    gpu = {"device": "cuda:0", "device_name": "NVIDIA H200"}
+    assert device_label(gpu) == "NVIDIA H200"  # written before runs_on_gpu was recorded
+    assert device_label(gpu | {"runs_on_gpu": 1, "gpu_share": 1.0}) == "NVIDIA H200 (alone)"
+    assert device_label(gpu | {"runs_on_gpu": 4, "gpu_share": 0.25}) == "NVIDIA H200 (4 at once)"
+    retried = gpu | {"runs_on_gpu": 1, "gpu_share": 1.0, "retried_alone": True}
+    assert device_label(retried) == "NVIDIA H200 (retried alone)"
 
 
 def test_committed_results_without_the_new_keys_read_as_unknown():
     (path, *_) = find_run_files([REPO / "results" / "pooling"])
     meta = read_metadata(path)
     assert "runs_at_once" not in meta
-    assert sharing(meta) == (None, None)
+    assert sharing(meta) == (None,) * 5
     assert device_label(meta) == "cpu"
     assert device_label({}) == "unknown"
 

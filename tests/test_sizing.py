@@ -16,6 +16,7 @@ from fmnist_ray.planning.plan import make_plan
 from fmnist_ray.planning.sizing import (
     GIB,
     MOST_RUNS_PER_GPU,
+    PROBE_EPOCHS,
     GpuMemory,
     gpu_share,
     probe_configs,
@@ -25,6 +26,7 @@ from fmnist_ray.runner.driver import run_grid
 from fmnist_ray.spec.config import RunConfig
 from fmnist_ray.spec.grid import load_experiment
 from fmnist_ray.store.results import read_failures, read_metadata
+from fmnist_ray.training.steps import WARMUP_STEPS
 from fmnist_ray.training.train import train_run
 
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # trainers call this file's code
@@ -64,7 +66,7 @@ def test_shares_never_overbook_a_gpu():
     assert gpu_share(3) == 0.3333
 
 
-def test_the_probe_trains_the_largest_batch_and_the_widest_model_for_one_epoch():
+def test_the_probe_trains_the_largest_batch_and_the_widest_model_until_every_graph_is_captured():
     configs = [
         RunConfig(batch_size=1280),
         RunConfig(batch_size=10),
@@ -76,7 +78,10 @@ def test_the_probe_trains_the_largest_batch_and_the_widest_model_for_one_epoch()
         (1280, (6, 16, 120)),
         (100, (32, 64, 256)),
     ]
-    assert {cfg.epochs for cfg in chosen} == {1} and probe_configs([]) == []
+    assert {cfg.epochs for cfg in chosen} == {PROBE_EPOCHS}
+    assert probe_configs([]) == []
+    # The short last batch comes once an epoch and is captured after WARMUP_STEPS warm-ups.
+    assert PROBE_EPOCHS == WARMUP_STEPS + 1
 
 
 def log_share(log: Path, cfg) -> float:
@@ -124,6 +129,9 @@ def test_a_run_out_of_gpu_memory_beside_another_is_retried_alone(tmp_path, logic
     assert outcome.exit_code == 0 and len(outcome.finished) == 2, printed
     assert attempts(log) == {0: [0.5], 1: [0.5, 1.0]}
     assert "out of GPU memory with 0.5 GPU; retried alone on a whole GPU" in printed
+    metas = {m["config"]["seed"]: m for m in map(read_metadata, (folder / "runs").glob("*"))}
+    assert (metas[0]["retried_alone"], metas[0]["gpu_share"]) == (False, 0.5)
+    assert (metas[1]["retried_alone"], metas[1]["gpu_share"]) == (True, 1.0)
     assert read_failures(folder) == [] and len(list((folder / "runs").glob("*"))) == 2
 
 

@@ -63,3 +63,9 @@ def test_divergence_is_caught_in_a_graph(gpu_data):
     cfg = RunConfig(model="fc", optimizer="sgd", lr=1e12, epochs=3, batch_size=100)
     outcome = train_run(cfg, gpu_data, "cuda")
     assert outcome.step == "cuda_graph" and outcome.status == "diverged"
+
+
+def test_cuda_spelled_either_way_is_one_device_and_the_data_is_not_copied(gpu_data):
+    assert gpu_data.device == torch.device("cuda", torch.cuda.current_device())
+    assert gpu_data.to("cuda") is gpu_data
+    assert gpu_data.to(torch.device("cuda:0")) is gpu_data

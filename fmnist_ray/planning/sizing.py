@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from ..spec.config import DEFAULT_GPUS_PER_RUN, RunConfig
 from .cost import work_per_image
 
+# The probe trains this many epochs: steps.WARMUP_STEPS + 1, so that the short last batch (seen
+# once an epoch) is captured too, and its graph's memory measured.
+PROBE_EPOCHS = 4
 # Of each trainer's measured footprint, kept free: allocator fragmentation, and runs a little
 # larger than the probed ones.
 MARGIN = 0.25
@@ -21,17 +24,23 @@ GIB = 2**30
 
 
 class OutOfDeviceMemory(RuntimeError):
-    """A run ran out of GPU memory (torch.cuda.OutOfMemoryError, re-raised by the trainer as this
-    torch-free type so the driver can read it): retried alone on a whole GPU."""
+    """A run ran out of GPU memory (any of device_errors.OUT_OF_MEMORY's forms, re-raised by the
+    trainer as this torch-free type so the driver can read it): retried alone on a whole GPU."""
+
+
+class TrainerCannotStart(OutOfDeviceMemory):
+    """The trainer itself ran out of GPU memory while starting (its CUDA context or the dataset
+    on a crowded GPU): it can train nothing, so its run goes to a whole GPU and it is stopped."""
 
 
 @dataclass(frozen=True)
 class GpuMemory:
-    """One probe's measurements on a whole GPU, in bytes."""
+    """One probe's measurements on a whole GPU, in bytes, read after it trained: by then its
+    CUDA context, cuBLAS and cuDNN (handles, kernels) and every captured graph hold their memory."""
 
     total: int  # the GPU's memory (torch.cuda.mem_get_info()[1])
-    free: int  # free after the probe's CUDA context and data existed (mem_get_info()[0])
-    held: int  # what the probe's allocator held then: its data (torch.cuda.memory_reserved())
+    free: int  # free after training (mem_get_info()[0])
+    held: int  # what the probe's allocator held then: data and cache (torch.cuda.memory_reserved())
     peak: int  # the most its allocator held while training (torch.cuda.max_memory_reserved())
     name: str = ""  # the GPU's model
 
@@ -75,7 +84,7 @@ def describe(memory: GpuMemory, runs: int) -> str:
 
 
 def probe_configs(configs: Iterable[RunConfig]) -> list[RunConfig]:
-    """The runs to measure, one epoch each: the one with the most hidden values per training
+    """The runs to measure, PROBE_EPOCHS each: the one with the most hidden values per training
     batch (what the backward pass keeps), and the one with the most per image (the widest model,
     whose evaluation batches are largest)."""
     configs = list(configs)
@@ -85,4 +94,4 @@ def probe_configs(configs: Iterable[RunConfig]) -> list[RunConfig]:
     per_batch = max(configs, key=lambda cfg: (cfg.batch_size * values[cfg.run_id], cfg.run_id))
     per_image = max(configs, key=lambda cfg: (values[cfg.run_id], cfg.batch_size, cfg.run_id))
     chosen = {cfg.run_id: cfg for cfg in (per_batch, per_image)}
-    return [cfg.model_copy(update={"epochs": 1}) for cfg in chosen.values()]
+    return [cfg.model_copy(update={"epochs": PROBE_EPOCHS}) for cfg in chosen.values()]

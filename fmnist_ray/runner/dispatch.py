@@ -13,7 +13,7 @@ from typing import Any, TextIO
 import ray
 
 from ..planning.plan import Plan, PlannedRun
-from ..planning.sizing import OutOfDeviceMemory
+from ..planning.sizing import OutOfDeviceMemory, TrainerCannotStart
 from ..spec.config import Resources
 from ..spec.metrics import HEADLINE, SECONDS
 from ..store.storage import Location
@@ -92,6 +92,7 @@ class Dispatch:
     pending: dict[Any, Flight] = field(default_factory=dict)
     queues: dict[Resources, deque[PlannedRun]] = field(default_factory=dict)
     deaths: dict[str, int] = field(default_factory=dict)  # run id -> attempts its trainer died in
+    alone: set[str] = field(default_factory=set)  # run ids retried alone on a whole GPU
     trainers: list[Any] = field(default_factory=list)  # every trainer started, to stop at the end
     start_args: tuple = ()
 
@@ -139,6 +140,10 @@ class Dispatch:
             del self.pending[ref]
             self.retry(flight, got)
             return
+        if got.cannot_start:
+            del self.pending[ref]
+            self.replace(flight, got)
+            return
         self.feed(flight.trainer, flight.shape)
         if 0 < flight.shape.gpus < 1 and got.out_of_memory:
             del self.pending[ref]
@@ -146,10 +151,24 @@ class Dispatch:
             return
         self.collect(ref, got)
 
+    def replace(self, flight: Flight, got: Answer) -> None:
+        """A trainer that could not start (no GPU memory for its context or data) is stopped;
+        its run goes to a whole GPU (or fails, if it had one), and a fresh trainer takes the
+        shape's remaining runs when no other trainer of the shape is left to."""
+        ray.kill(flight.trainer)
+        if 0 < flight.shape.gpus < 1:
+            self.retry_alone(flight)
+        else:
+            self._collect(got, flight.run)
+        shape = flight.shape
+        if self.queues[shape] and not any(other.shape == shape for other in self.pending.values()):
+            self.feed(self.new_trainer(shape), shape)
+
     def retry_alone(self, flight: Flight) -> None:
         """A run that ran out of GPU memory beside others: queue it for a whole GPU (a trainer
         of that shape starts once one is free); not a failure, unless it runs out alone too."""
         alone = Resources(gpus=1.0, cpus=flight.shape.cpus)
+        self.alone.add(flight.run.run_id)
         print(f"{flight.run.run_id}: out of GPU memory with {flight.shape.gpus:g} GPU; retried "
               "alone on a whole GPU", file=self.progress.stream)  # fmt: skip
         self.queues.setdefault(alone, deque()).append(flight.run)
@@ -161,6 +180,7 @@ class Dispatch:
         first again until it has died max_retries + 1 times; a fresh trainer takes the slot if
         the cluster still has it (after a lost node, the other trainers take the run)."""
         run_id, shape = flight.run.run_id, flight.shape
+        self.start_args[1].end.remote(run_id)  # the board: the run left its GPU with the trainer
         self.deaths[run_id] = self.deaths.get(run_id, 0) + 1
         if self.deaths[run_id] > self.max_retries:
             self._collect(got, flight.run)  # records the failure with the trainer's error
@@ -240,6 +260,7 @@ class Dispatch:
 
     def saved(self, run: PlannedRun, result) -> None:
         """Write a finished run and say so."""
+        result.metadata["retried_alone"] = run.run_id in self.alone
         path = save_result(run, self.plan, result)
         final = result.history[-1]
         seconds = sum(row[SECONDS.name] for row in result.history)
@@ -281,8 +302,14 @@ class Answer:
 
     @property
     def out_of_memory(self) -> bool:
-        """Training ran out of GPU memory."""
+        """Training ran out of GPU memory (or its trainer did, starting)."""
+        return self._raised(OutOfDeviceMemory)
+
+    @property
+    def cannot_start(self) -> bool:
+        """The trainer ran out of GPU memory starting: it can train nothing."""
+        return self._raised(TrainerCannotStart)
+
+    def _raised(self, kind: type) -> bool:
         cause = getattr(self.error, "cause", None)
-        return isinstance(self.error, ray.exceptions.RayTaskError) and isinstance(
-            cause, OutOfDeviceMemory
-        )
+        return isinstance(self.error, ray.exceptions.RayTaskError) and isinstance(cause, kind)

@@ -22,19 +22,34 @@ MIXED_WHY = (
 
 
 def device_label(meta: dict[str, Any]) -> str:
-    """A run's device for people: `cpu`, the GPU's name (`device_name`, else `cuda`), or
-    `unknown` when its metadata names no device."""
+    """A run's device for people: `cpu`, the GPU's name (`device_name`, else `cuda`) and how it
+    had the GPU (`packing`), or `unknown` when its metadata names no device."""
     device = str(meta.get("device") or "")
     if not device:
         return UNKNOWN
     kind = device.split(":")[0]
-    return (meta.get("device_name") or kind) if kind == "cuda" else kind
+    if kind != "cuda":
+        return kind
+    return f"{meta.get('device_name') or kind}{packing(meta)}"
 
 
-def sharing(meta: dict[str, Any]) -> tuple[int | None, int | None]:
-    """(runs that trained at once in the run's process, itself included; runs fused with it),
-    None where the metadata predates them."""
-    return meta.get("runs_at_once"), meta.get("fused_with")
+def packing(meta: dict[str, Any]) -> str:
+    """How a GPU run had its GPU, so that packed and solo runs' seconds and images/s are read
+    apart: ' (4 at once)', ' (alone)', ' (retried alone)'; '' where the metadata predates it."""
+    if meta.get("retried_alone"):
+        return " (retried alone)"
+    most = meta.get("runs_on_gpu")
+    if not most:
+        return ""
+    return " (alone)" if most == 1 else f" ({most} at once)"
+
+
+def sharing(meta: dict[str, Any]) -> tuple[Any, ...]:
+    """(runs that trained at once in the run's process, itself included; runs fused with it;
+    its trainer's GPU share; the most runs on its GPU at once; retried alone), None where the
+    metadata predates them."""
+    keys = ("runs_at_once", "fused_with", "gpu_share", "runs_on_gpu", "retried_alone")
+    return tuple(meta.get(key) for key in keys)
 
 
 def kind(label: str) -> str:

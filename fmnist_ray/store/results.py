@@ -101,8 +101,9 @@ def run_metadata(
     """A run's metadata, built where it trained, the same shape for `train` and the runner:
     times, host, device, step and what shared its process (from train.RunOutcome `outcome`:
     `runs_at_once`, `fused_with`; files written before these lack them), versions, the driver's git
-    `commit`, and where Ray placed it (`placement`: ray_node_id, gpu_ids, the trainer's pid and
-    how many runs it had started before this one; None outside Ray)."""
+    `commit`, and where Ray placed it (`placement`: ray_node_id, gpu_ids, gpu_share, the
+    trainer's pid, how many runs it had started before this one and the most that shared its
+    GPU at once; None outside Ray). `retried_alone` is the driver's to set."""
     return {
         "started_at": started_at,
         "ended_at": now_iso(),
@@ -118,6 +119,9 @@ def run_metadata(
         "gpu_ids": [],
         "trainer_pid": None,
         "trainer_runs_before": None,
+        "gpu_share": None,  # the GPU share Ray gave the run's trainer
+        "runs_on_gpu": None,  # the most runs training on its GPU at once while it trained
+        "retried_alone": False,  # out of GPU memory beside others, then trained on a whole GPU
         "git_commit": commit,
         "versions": library_versions() | outcome.versions,
     } | (placement or {})

@@ -169,11 +169,22 @@ def load_fashion_mnist(data_dir: str | os.PathLike | None = None, download: bool
     )
 
 
+def canonical(device: torch.device | str) -> torch.device:
+    """`device` with its index: "cuda" and "cuda:0" are one device, and must compare equal, or
+    the data would be copied to the device it is already on."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
 class DeviceData:
     """The dataset on one device, scaled to [0, 1] as float32 [N,1,28,28] (as ToTensor does)."""
 
     def __init__(self, data: FashionMNIST, device: torch.device):
-        self.device = device
+        self.device = device = canonical(device)
         self.train_x = _to_float_images(data.train_images, device)
         self.train_y = _to_tensor(data.train_labels, device)
         self.test_x = _to_float_images(data.test_images, device)
@@ -185,6 +196,7 @@ class DeviceData:
 
     def to(self, device: torch.device) -> DeviceData:
         """The same data on `device` (itself when it is already there)."""
+        device = canonical(device)
         if self.device == device:
             return self
         moved = object.__new__(DeviceData)

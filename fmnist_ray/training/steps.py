@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..spec.config import RunConfig
+from .device_errors import is_out_of_memory
 
 # Eager steps per batch shape before it is captured: cuDNN/cuBLAS pick their kernels and the
 # optimizer creates its state outside the capture.
@@ -52,6 +53,18 @@ class EagerStep:
         self.correct += (out.detach().argmax(dim=1) == y).sum()
 
 
+_SIDE_STREAMS: dict[torch.device, torch.cuda.Stream] = {}
+
+
+def side_stream(device: torch.device) -> torch.cuda.Stream:
+    """The process's one warm-up stream per device. cuBLAS keeps a workspace per (handle, stream)
+    for the life of the process, so a new stream per warm-up would grow memory run after run;
+    PyTorch's documented pattern is one side stream, reused."""
+    if device not in _SIDE_STREAMS:
+        _SIDE_STREAMS[device] = torch.cuda.Stream(device)
+    return _SIDE_STREAMS[device]
+
+
 @dataclass
 class _Captured:
     graph: torch.cuda.CUDAGraph
@@ -63,14 +76,14 @@ class GraphedStep(EagerStep):
     """The same step captured once per batch shape and replayed. Grads are zeroed in place, not
     set to None, so every replay writes into the tensors the graph captured."""
 
-    mode = "cuda_graph"
     grads_to_none = False
 
     def __init__(self, model, loss_fn, optimizer, device):
         super().__init__(model, loss_fn, optimizer, device)
+        self.device = torch.device(device)
         self.graphs: dict[int, _Captured] = {}
         self.seen: Counter[int] = Counter()
-        self.failed: str | None = None
+        self.failed: dict[int, str] = {}  # batch size -> why its capture failed (eager steps)
         lr = optimizer.param_groups[0]["lr"]
         self.lr = lr if isinstance(lr, torch.Tensor) else None
 
@@ -81,7 +94,7 @@ class GraphedStep(EagerStep):
             captured.x.copy_(x)
             captured.y.copy_(y)
             captured.graph.replay()
-        elif self.failed:
+        elif self.failed:  # one failed capture: no more tries (each costs warm-ups and memory)
             self._step(x, y)
         elif self.seen[len(y)] < WARMUP_STEPS:
             self.seen[len(y)] += 1
@@ -97,8 +110,18 @@ class GraphedStep(EagerStep):
             self.lr.fill_(group["lr"])
             group["lr"] = self.lr
 
+    @property
+    def mode(self) -> str:
+        """`cuda_graph`, `eager (graph capture failed)` when no shape was captured, or which batch
+        sizes stayed eager beside graphed ones."""
+        if not self.failed:
+            return "cuda_graph"
+        if not self.graphs:
+            return "eager (graph capture failed)"
+        return f"cuda_graph, eager for batch {', '.join(map(str, sorted(self.failed)))}"
+
     def _on_side_stream(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        side = torch.cuda.Stream()
+        side = side_stream(self.device)
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
             self._step(x, y)
@@ -106,15 +129,21 @@ class GraphedStep(EagerStep):
 
     def _capture(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """Capture the step for this batch shape and replay it on (x, y). A capture that fails
-        executed nothing, so the run goes on eagerly; `mode` says which it was."""
+        executed nothing, so the run goes on eagerly; `mode` says which it was. Out of memory is
+        raised, not swallowed: the run is retried alone, where it fits (dispatch)."""
         captured = _Captured(torch.cuda.CUDAGraph(), x.clone(), y.clone())
+        current = torch.cuda.current_stream(self.device)
         try:
-            with torch.cuda.graph(captured.graph):
+            with torch.cuda.graph(captured.graph, stream=side_stream(self.device)):
                 self._step(captured.x, captured.y)
         except RuntimeError as error:
-            self.failed = f"{type(error).__name__}: {str(error).splitlines()[0]}"
-            self.mode = "eager (graph capture failed)"
-            warnings.warn(f"CUDA graph capture failed, eager steps: {self.failed}", stacklevel=3)
+            # A capture_end that raises skips torch.cuda.graph's own restore of the stream.
+            torch.cuda.set_stream(current)
+            if is_out_of_memory(error):
+                raise
+            why = f"{type(error).__name__}: {str(error).splitlines()[0]}"
+            self.failed[len(y)] = why
+            warnings.warn(f"CUDA graph capture failed, eager steps: {why}", stacklevel=3)
             torch.cuda.synchronize()
             self._step(x, y)
             return

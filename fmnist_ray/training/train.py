@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..spec.config import RunConfig
-from .data import DeviceData, FashionMNIST
+from .data import DeviceData, FashionMNIST, canonical
 from .models import build_model
 from .steps import EagerStep, make_step
 
@@ -45,10 +45,10 @@ class RunOutcome:
 
 
 def pick_device(requested: str | None = None) -> torch.device:
-    """`requested` if given, else CUDA when available, else the CPU."""
+    """`requested` if given, else CUDA when available, else the CPU; with its index."""
     if requested:
-        return torch.device(requested)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return canonical(requested)
+    return canonical("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def make_loss(cfg: RunConfig) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
