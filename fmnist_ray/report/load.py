@@ -4,6 +4,7 @@ local folders or pyarrow.fs URIs alike, checked here."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from ..results import (
     read_valid_runs,
 )
 from ..storage import Location, StorageError, is_uri, locate
-from .model import EXPERIMENT_FILE, ReportError, Run
+from .model import EXPERIMENT_FILE, SETTLE_FILE, ReportError, Run
 
 REPORT_DIR = "report"
 HINT = "pass an experiment's results folder (results/NAME) or a results root (results/)"
@@ -42,6 +43,7 @@ class ExperimentFiles:
     failures: list[dict[str, Any]]  # failure records of runs that never finished
     experiment: Experiment | None  # its experiment.toml, when present and valid
     notes: list[str] = field(default_factory=list)
+    settle: dict[str, Any] | None = None  # its settle.json: the design `settle` ran under
 
 
 @dataclass
@@ -97,6 +99,17 @@ def _read_experiment(folder: Location) -> tuple[Experiment | None, str | None]:
         return load_experiment(str(copy), text=copy.read_text()), None
     except ValueError as error:
         return None, str(error).splitlines()[0]
+
+
+def _read_settle(folder: Location) -> dict[str, Any] | None:
+    """The settle record in a results folder (fmnist_ray.settling writes it), if any."""
+    record = folder / SETTLE_FILE
+    if record.kind() != FileType.File:
+        return None
+    try:
+        return json.loads(record.read_text())
+    except ValueError:
+        return None
 
 
 def _read_tree(paths: list[Location]) -> _Tree:
@@ -233,7 +246,9 @@ def load_tree(paths: list[str | Path]) -> tuple[list[ExperimentFiles], list[Run]
             for key in keys
             for line in tree.bad_failures[key]
         ]
-        experiments.append(ExperimentFiles(name, runs, failures, (found or [None])[0], notes))
+        settle = next(filter(None, (_read_settle(tree.folders[k]) for k in keys)), None)
+        experiment = (found or [None])[0]
+        experiments.append(ExperimentFiles(name, runs, failures, experiment, notes, settle))
     skipped = [
         f"skipped {folder} (ad-hoc `fmnist-ray train` runs): name that folder to report it"
         for folder in tree.skipped

@@ -16,6 +16,7 @@ from ..errors import FmnistRayError
 from ..metrics import FIT, HEADLINE
 
 EXPERIMENT_FILE = "experiment.toml"  # the copy of the experiment file beside its runs/
+SETTLE_FILE = "settle.json"  # beside runs/: the design a `settle` ran under, and its rounds
 # Each experiment's figures, by file name: the curves of FIT and HEADLINE, and HEADLINE's final
 # values per arm.
 FINAL_FIGURE = f"final_{HEADLINE.name}"
@@ -239,6 +240,8 @@ class ExperimentReport:
     power: Power | None = None  # None: no arm with two seeds
     correlation: Correlation | None = None  # of seeds across its arms that ran the same seeds
     study_correlation: Correlation | None = None  # the same over every distinct arm read
+    settle: dict[str, Any] | None = None  # the settle record of its folder (settle.json)
+    settled: list[tuple[Arm, Any]] = field(default_factory=list)  # (arm, sequential.Verdict)
 
     @property
     def better(self) -> list[Arm]:

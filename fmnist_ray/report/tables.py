@@ -32,6 +32,7 @@ from .power_pages import (
     unadjusted_blocks,
     width_note,
 )
+from .settled import settled_blocks
 from .text import (
     DASH,
     format_p,
@@ -222,6 +223,7 @@ def summary_blocks(report: ExperimentReport, figures: tuple[str, ...] = FIGURES)
         Paragraph(methods_text(report)),
         *power_blocks(report),
         *analyses_blocks(report),
+        *settled_blocks(report),
     ]
     if report.references:
         blocks += [Heading("Published reference values"), reference_table(report.references)]
