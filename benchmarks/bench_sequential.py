@@ -35,10 +35,10 @@ CASES = [  # (comparisons, effect in sds): the study's regime (0.5 pp on a sd ne
 ]
 
 
-def row(comparisons: int, effect: float, trials: int) -> dict[str, float]:
+def row(comparisons: int, effect: float, trials: int, sizing: int = 2000) -> dict[str, float]:
     design = Design(effect=effect, alpha=0.05, power=0.8, comparisons=comparisons)
     started = time.perf_counter()
-    cap = planned_cap(design, 1.0, FIRST, STEP, trials=2000)
+    cap = planned_cap(design, 1.0, FIRST, STEP, trials=sizing)
     looks = schedule(FIRST, STEP, cap)
     null = simulate(design, looks, [0.0] * comparisons, 1.0, trials, seed=101)
     found = simulate(design, looks, [effect] * comparisons, 1.0, trials, seed=102)
@@ -97,7 +97,7 @@ def main() -> None:
           "| sequential / fixed |")  # fmt: skip
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for comparisons, effect in cases:
-        r = row(comparisons, effect, trials)
+        r = row(comparisons, effect, trials, sizing=300 if args.smoke else 2000)
         error = 2 * math.sqrt(0.05 * 0.95 / trials)
         print(f"| {comparisons} | {effect} | {r['cap']} | {r['looks']} | {r['fwer']:.4f} "
               f"(±{error:.4f}) | {r['power']:.3f} | {r['wrong_equivalent']:.3f} | "
