@@ -5,7 +5,7 @@ design with the same alpha and power (the two-sample t-test's `seeds_needed`, Bo
 the comparisons, the base case and every arm at n). With `adastop` importable (the AdaStop
 package, Mathieu et al. 2024), its permutation test runs beside ours on the same setting.
 
-    python benchmarks/bench_sequential.py [--trials 10000] [--smoke]
+    python benchmarks/bench_sequential.py [--trials 10000] [--adastop-trials 300] [--smoke]
 """
 
 from __future__ import annotations
@@ -89,6 +89,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=10_000)
     parser.add_argument("--smoke", action="store_true", help="500 trials, first case only")
+    parser.add_argument("--adastop-trials", type=int, default=300, help="(pure Python: slow)")
+    parser.add_argument("--only-adastop", action="store_true", help="skip our rows")
     args = parser.parse_args()
     trials, cases = (500, CASES[:1]) if args.smoke else (args.trials, CASES)
     print(f"{trials} trials per row; first look at {FIRST} seeds, +{STEP} per round")
@@ -96,7 +98,7 @@ def main() -> None:
           "wrong 'smaller' at effect | runs, no difference | runs, at effect | fixed-n runs "
           "| sequential / fixed |")  # fmt: skip
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for comparisons, effect in cases:
+    for comparisons, effect in [] if args.only_adastop else cases:
         r = row(comparisons, effect, trials, sizing=300 if args.smoke else 2000)
         error = 2 * math.sqrt(0.05 * 0.95 / trials)
         print(f"| {comparisons} | {effect} | {r['cap']} | {r['looks']} | {r['fwer']:.4f} "
@@ -109,9 +111,11 @@ def main() -> None:
         print("adastop not importable: no comparison with it")
         return
     rounds, per_round = 6, 3  # 18 seeds per arm at most, as our cap for 1 comparison at 1.25 sd
-    a = adastop_row(1.25, 200 if args.smoke else 1000, rounds, per_round)
+    trials = 20 if args.smoke else args.adastop_trials
+    a = adastop_row(1.25, trials, rounds, per_round)
     print(
-        f"AdaStop, 1 comparison, effect 1.25 sd, {rounds} rounds of {per_round} seeds: "
+        f"AdaStop, {trials} trials, 1 comparison, effect 1.25 sd, {rounds} rounds of "
+        f"{per_round} seeds (B = 2000, alpha 0.05): "
         f"false positives {a['fwer']:.3f}, power {a['power']:.3f}, runs with no difference "
         f"{a['runs_null']:.1f}, at the effect {a['runs_effect']:.1f}"
     )
