@@ -114,3 +114,5 @@ def test_a_tiny_settle_interrupted_and_resumed(tmp_path, data_dir):
     page = (tmp_path / "report" / "tiny" / "summary.md").read_text()
     assert "## Settled by the sequential test" in page
     assert "| lr=0.1 | settled: " in page
+    index = (tmp_path / "report" / "index.md").read_text()
+    assert "## Settled by the sequential test" in index and "| tiny | lr=0.1 | settled: " in index

@@ -73,3 +73,15 @@ def settled_blocks(report: ExperimentReport) -> list[Block]:
         "is round k − 1."
     )
     return [Heading("Settled by the sequential test"), Table(columns, rows), Paragraph(text)]
+
+
+def settled_index_blocks(reports: list[ExperimentReport]) -> list[Block]:
+    """The index's list of every comparison a settle decided or left open, by experiment."""
+    rows = [Row([r.name, arm.label, _decision(v), str(v.look or "–"), str(v.seeds or "–")])
+            for r in reports for arm, v in r.settled]  # fmt: skip
+    if not rows:
+        return []
+    columns = [Column("experiment", text=True), Column("arm", text=True)]
+    columns += [Column("decision", text=True), Column("at look"), Column("seeds per arm")]
+    text = "Each experiment's summary says how `settle` ran and what its decisions promise."
+    return [Heading("Settled by the sequential test"), Table(columns, rows), Paragraph(text)]

@@ -32,7 +32,7 @@ from .power_pages import (
     unadjusted_blocks,
     width_note,
 )
-from .settled import settled_blocks
+from .settled import settled_blocks, settled_index_blocks
 from .text import (
     DASH,
     format_p,
@@ -338,6 +338,7 @@ def index_blocks(
         Figure(f"{OVERVIEW}.png", f"{OVERVIEW}.svg", "final test accuracy of every experiment"),
         Paragraph(methods_text(reports[0] if reports else None)),
         *study_blocks(reports, folders),
+        *settled_index_blocks(reports),
     ]
     if reference is not None:
         blocks += _reference_blocks(reports, *reference)
