@@ -213,7 +213,7 @@ def tables_intro(study: Study) -> str:
         f"Per experiment, per arm: our mean final test accuracy and its 95% CI over the "
         f"{listing([str(s) for s in sorted(seeds)])} seeds; the study's published single-run value "
         "(`study_reference.csv`); whether that value lies inside our 95% prediction interval for "
-        "one new run; and the verdict against the base case with its Holm-adjusted p (paired "
+        "one new run; and the verdict against the base case with its Holm-adjusted p (Welch's "
         "t-test over seeds). The tables are copied from the report's `summary.md` pages."
     )
 
@@ -229,7 +229,7 @@ def rule(study: Study) -> str:
     seeds = listing([str(s) for s in base.seeds])
     return paragraph(
         "**Which of the study's conclusions hold up under three seeds.** Each arm is compared "
-        f"with the base case as in the tables: a paired t-test over seeds {seeds}, Holm-adjusted "
+        f"with the base case as in the tables: Welch's t-test over seeds {seeds}, Holm-adjusted "
         "over the arms of its experiment. A conclusion *holds* when the adjusted p is below "
         f"{ALPHA:.2f} in its direction, *is contradicted* when it is below {ALPHA:.2f} the other "
         "way, and *is not established* otherwise. Differences are in percentage points (pp) of "
@@ -295,7 +295,7 @@ def _finals(arm: Arm) -> dict[int, float]:
 
 
 def _pair(a: Arm, b: Arm) -> tuple[str, bool]:
-    """'+0.17 pp [−1.2, +1.5], paired t, p = 0.61' for a − b, and whether p < ALPHA."""
+    """'+0.17 pp [−1.2, +1.5], Welch t, p = 0.61' for a − b, and whether p < ALPHA."""
     c = compare(_finals(a), _finals(b))
     ci = interval(c.diff_low * 100, c.diff_high * 100, sign=True)
     return f"{signed(c.diff * 100)} pp {ci}, {c.test}, p {_p(c.p_value)}", c.p_value < ALPHA
@@ -384,7 +384,8 @@ def batch_sizes(study: Study) -> str:
         for a in low
         if unadjusted_note(a)
     )
-    which = f"only {listing(significant)} differ" if significant else "none differs"
+    verb = "differs" if len(significant) == 1 else "differ"
+    which = f"only {listing(significant)} {verb}" if significant else "none differs"
     return f"Batch sizes: against 100, {which} significantly; the lowest means are {lows}.{notes}"
 
 
@@ -417,7 +418,7 @@ SEED_CLAIMS = [
 
 def _seeds(arm: Arm, power, alpha: float) -> str:
     """Seeds per arm for the t-test to detect the arm's measured difference with 80% power."""
-    n = seeds_needed(abs(arm.comparison.diff), power.sd, alpha, power.paired)
+    n = seeds_needed(abs(arm.comparison.diff), power.sd, alpha, paired=False)
     return f"{n:,}" if n else "more than 100,000"
 
 
@@ -529,24 +530,40 @@ def outside(study: Study) -> str:
     return head + "\n\n" + "\n".join(bullet(line) for line in lines)
 
 
+def _survives(o) -> bool:
+    """An offset whose 95% CI excludes 0 and whose sign test is below ALPHA."""
+    return (o.ci_low > 0 or o.ci_high < 0) and o.sign_p < ALPHA
+
+
+def _offset_part(name: str, o, values: str) -> str:
+    shown, unit = metric(name), " pp" if name.endswith("_acc") else ""
+    ci = interval(o.ci_low * shown.scale, o.ci_high * shown.scale, shown.spec, sign=True)
+    return (
+        f"over {values}, {signed(o.mean * shown.scale, shown.spec)}{unit} {ci}, {o.higher} "
+        f"higher and {o.lower} lower than our mean (sign test p {_p(o.sign_p)})"
+    )
+
+
 def offset_text(study: Study) -> str:
-    """The systematic offset: published minus ours over all values of a metric."""
-    offsets = reference_offsets(list(study.reports.values()))
-    parts = []
+    """The systematic offset: published minus ours over all values of a metric, and over one
+    value per experiment (an experiment's values share its runs); systematic only if both."""
+    reports = list(study.reports.values())
+    offsets, per_experiment = reference_offsets(reports), reference_offsets(reports, True)
+    parts, verdicts = [], []
     for name, o in offsets.items():
-        shown, unit = metric(name), " pp" if name.endswith("_acc") else ""
-        ci = interval(o.ci_low * shown.scale, o.ci_high * shown.scale, shown.spec, sign=True)
-        parts.append(
-            f"over the {o.n} {shown.label} values, "
-            f"{signed(o.mean * shown.scale, shown.spec)}{unit} {ci}, {o.higher} higher and "
-            f"{o.lower} lower than our mean (sign test p {_p(o.sign_p)})"
-        )
+        label, one = metric(name).label, per_experiment[name]
+        parts.append(_offset_part(name, o, f"the {o.n} {label} values"))
+        parts.append(_offset_part(name, one, f"one {label} value per experiment ({one.n})"))
+        kept = _survives(o) and _survives(one)
+        verdicts.append(f"the {label} offset {'survives' if kept else 'does not survive'} that")
     n = min(c.ours.n for c in study.checks)
     low, high = sd_range(n - 1)
     return paragraph(
-        "**Taken together**, the published values are offset from ours, which a check of one "
-        f"value at a time cannot see. Published minus our mean, with its 95% CI: "
-        f"{listing(parts)}. And each interval above is only as wide as the sd of {n} runs "
+        "**Taken together**, published minus our mean, with its 95% CI, which a check of one "
+        f"value at a time cannot see: {listing(parts)}. An experiment's values share its runs "
+        "and its base case, so an offset counts as systematic only where it holds (CI "
+        f"excluding 0, sign test below {ALPHA:.2f}) with one value per experiment too: "
+        f"{listing(verdicts)}. And each interval above is only as wide as the sd of {n} runs "
         f"makes it: with {n - 1} degrees of freedom the true sd may be {low:.2f} to {high:.1f} "
         "times the measured one."
     )

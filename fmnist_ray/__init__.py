@@ -1,6 +1,6 @@
 """fmnist-ray: ablation studies of small Fashion-MNIST classifiers, trained in parallel on Ray,
 with per-epoch results in Parquet and reports with statistics across seeds. The Python API,
-`fmnist_ray.plan/run/load/report/export` (fmnist_ray.api), loads on first use: importing is
+`fmnist_ray.plan/run/settle/load/report/export` (fmnist_ray.api), loads on first use: importing is
 instant."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 # Defined in fmnist_ray.api, imported when first used.
-__all__ = ["plan", "run", "load", "report", "export", "FmnistRayError", "ConfigError",
+__all__ = ["plan", "run", "settle", "load", "report", "export", "FmnistRayError", "ConfigError",
            "ExportError", "GridInterrupted", "PlanView", "RunOutcome", "RunRecord",
            "ExportCounts"]  # fmt: skip
 _API = frozenset(__all__)
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         plan,
         report,
         run,
+        settle,
     )
 
 

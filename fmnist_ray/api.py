@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .planning.plan import Plan
     from .reporting import ReportResult
 
-__all__ = ["plan", "run", "load", "report", "export", "FmnistRayError", "ConfigError",
+__all__ = ["plan", "run", "settle", "load", "report", "export", "FmnistRayError", "ConfigError",
            "ExportError", "GridInterrupted", "PlanView", "RunOutcome", "RunRecord",
            "ExportCounts"]  # fmt: skip
 
@@ -116,29 +116,86 @@ def run(
     `failed` and `exit_code`. Ctrl-C (in a notebook: interrupt the kernel), SIGTERM or SIGHUP
     cancel pending runs, keep every finished one, and raise GridInterrupted (a
     KeyboardInterrupt; its `outcome` says what was kept)."""
-    from .planning.plan import make_plan
     from .spec.grid import load_experiments
+
+    exps = load_experiments(_listed(experiments))
+    options = dict(address=address, gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run,
+                   results=results, data_dir=data_dir, force=force, num_cpus=num_cpus,
+                   num_gpus=num_gpus, download=download, retries=retries)  # fmt: skip
+    return _run_loaded(exps, options, _Printer(progress))
+
+
+def _run_loaded(exps, options: dict, say: _Printer) -> RunOutcome:
+    """`run` on experiments already loaded (settle hands it one round's runs)."""
+    from .planning.plan import make_plan
     from .store.lock import acquire, release
     from .store.storage import locate, preflight
 
-    say = _Printer(progress)
-    exps = load_experiments(_listed(experiments))
-    _check_run_options(gpus_per_run, cpus_per_run, retries)
-    root = locate(results)
+    gpus_per_run, cpus_per_run = options["gpus_per_run"], options["cpus_per_run"]
+    _check_run_options(gpus_per_run, cpus_per_run, options["retries"])
+    root = locate(options["results"])
     preflight(root)  # a destination that can't be written stops us before Ray starts
     locks, lock_warnings = acquire([root / exp.name for exp in exps])
     try:
         for line in lock_warnings:
             say(line, err=True)
         overrides = {"gpus": gpus_per_run, "cpus": cpus_per_run}
-        the_plan = make_plan(exps, root, force=force, resources=overrides)
-        ray_options = {"address": address, "num_cpus": num_cpus, "num_gpus": num_gpus}
-        outcome = _train_plan(the_plan, ray_options, data_dir, download, retries, say)
+        the_plan = make_plan(exps, root, force=options["force"], resources=overrides)
+        ray_options = {key: options[key] for key in ("address", "num_cpus", "num_gpus")}
+        outcome = _train_plan(the_plan, ray_options, options["data_dir"], options["download"],
+                              options["retries"], say)  # fmt: skip
     finally:
         release(locks)
     if outcome.signal is not None:
         raise GridInterrupted(outcome)
     return outcome
+
+
+def settle(
+    experiments: Paths,
+    *,
+    results: str | os.PathLike = DEFAULT_RESULTS,
+    effect: float = DEFAULT_SHOWN_EFFECT,
+    alpha: float = 0.05,
+    power: float = 0.80,
+    max_seeds: int = 20,
+    step: int = 1,
+    plan: bool = False,
+    slots: int | None = None,
+    data_dir: str | os.PathLike | None = None,
+    num_cpus: int | None = None,
+    address: str | None = None,
+    download: bool = True,
+    retries: int = DEFAULT_RETRIES,
+    progress: bool = True,
+):
+    """Add seeds in rounds to the arms whose comparison with their base case is still open
+    (and to the base case, which every experiment sharing it gains) until each is decided by
+    the sequential test (reporting/sequential.py): a difference found, or smaller than `effect`
+    percentage points, or `max_seeds` reached. False positives stay at most `alpha` over every
+    comparison and round; a difference of `effect` is found with probability `power` when
+    `max_seeds` suffices. `plan=True`: the rounds and their cost, nothing trained.
+    Existing runs count (by id); Ctrl-C raises GridInterrupted, and calling again resumes.
+    Returns settling.Settled (`.text`: the verdicts or the plan)."""
+    from .settling import Settled, settle_rounds, setup
+    from .spec.grid import load_experiments
+    from .store.storage import locate
+
+    _check_effect("--effect", effect)
+    exps = load_experiments(_listed(experiments))
+    job = setup(exps, locate(results), effect / EFFECT_SCALE, alpha, power, max_seeds, step)
+    if plan:
+        from .settling import plan_text
+
+        return Settled([], [], plan_text(job, slots or max(1, os.cpu_count() or 1)), False)
+    say = _Printer(progress)
+    options = dict(address=address, gpus_per_run=None, cpus_per_run=None, results=results,
+                   data_dir=data_dir, force=False, num_cpus=num_cpus, num_gpus=None,
+                   download=download, retries=retries)  # fmt: skip
+
+    settled = settle_rounds(job, lambda round_exps: _run_loaded(round_exps, options, say), say)
+    say(settled.text)
+    return settled
 
 
 def _check_run_options(gpus_per_run, cpus_per_run, retries: int) -> None:

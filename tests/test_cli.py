@@ -128,7 +128,15 @@ def timed(*command) -> tuple[float, subprocess.CompletedProcess]:
 def test_help_is_quick_and_lists_commands():
     seconds, done = timed(sys.executable, "-m", "fmnist_ray", "--help")
     assert done.returncode == 0
-    assert listed_commands(done.stdout) == ["train", "plan", "run", "submit", "report", "export"]
+    assert listed_commands(done.stdout) == [
+        "train",
+        "plan",
+        "run",
+        "settle",
+        "submit",
+        "report",
+        "export",
+    ]
     # Quick: every command's --help without loading a heavy library, and the top-level help
     # faster than importing torch alone (measured beside it, so a busy machine slows both).
     heavy = subprocess.run([sys.executable, "-c", HELP_IMPORTS], capture_output=True, text=True,

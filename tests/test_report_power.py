@@ -60,7 +60,9 @@ def test_detectable_is_the_difference_with_80_percent_power():
     found = detectable(0.004, 3, 0.05 / 8)
     assert t_power(found, 0.004, 3, 0.05 / 8) == pytest.approx(POWER, abs=1e-6)
     d = TTestPower().solve_power(nobs=10, alpha=0.05, power=POWER)  # in sd of the differences
-    assert detectable(1.0, 10, 0.05) == pytest.approx(d * math.sqrt(2), rel=1e-4)
+    assert detectable(1.0, 10, 0.05, paired=True) == pytest.approx(d * math.sqrt(2), rel=1e-4)
+    two = TTestIndPower().solve_power(nobs1=10, alpha=0.05, power=POWER, ratio=1.0)  # in sd
+    assert detectable(1.0, 10, 0.05) == pytest.approx(two, rel=1e-4)  # the default: two-sample
     assert math.isnan(detectable(0.0, 3, 0.05)) and math.isnan(detectable(1.0, 1, 0.05))
 
 
@@ -110,10 +112,10 @@ def test_a_3_run_sd_pins_little():
 
 # ---------------------------------------------------------------------------- on the pages
 
-NEAR = {  # both arms a little above adam on every seed: p < 0.05 alone, not after Holm
+NEAR = {  # both arms a little above adam: sgd p < 0.05 alone (Welch), not after Holm
     "adam": [0.880, 0.884, 0.889],
-    "sgd": [0.883, 0.890, 0.8935],  # differences 0.003, 0.006, 0.0045: p = 0.035
-    "rmsprop": [0.882, 0.890, 0.893],  # differences 0.002, 0.006, 0.004: p = 0.074
+    "sgd": [0.891, 0.895, 0.899],  # +1.07 pp: Welch p = 0.038, Holm 0.076
+    "rmsprop": [0.882, 0.890, 0.893],  # +0.40 pp: Welch p = 0.40
 }
 
 
@@ -140,11 +142,15 @@ def test_summary_says_what_the_seeds_can_detect_and_how_many_a_difference_needs(
     page = (result.out_dir / "optimizer" / "summary.md").read_text()
     assert "## What these seeds can see" in page
     assert f"{power.detectable * 100:.2f} pp" in page
-    assert f"seeds per arm to detect 0.40 pp: {power.seeds_needed}" in page
+    assert f"seeds per arm to detect 0.40 pp: {power.seeds_needed} (" in page
+    low, high = sd_range(df)
+    needed = [seeds_needed(0.004, sd * k, 0.05 / 2) for k in (low, high)]
+    assert (power.seeds_low, power.seeds_high) == tuple(needed)
     index = result.index_md.read_text()
     rows = [line for line in index.splitlines() if line.startswith("| [optimizer]")]
     row = rows[1]  # the first is the verdicts table's, the second the power table's
-    assert f"| {power.detectable * 100:.2f} | {power.seeds_needed} |" in row
+    cell = f"{power.seeds_needed} ({power.seeds_low} to {power.seeds_high})"
+    assert f"| {power.detectable * 100:.2f} | {cell} |" in row
 
 
 def test_other_analyses_and_the_unadjusted_ci_sentence(two):
@@ -155,13 +161,15 @@ def test_other_analyses_and_the_unadjusted_ci_sentence(two):
     assert c.p_value < 0.05 < c.p_adjusted and c.diff_low > 0
     page = (result.out_dir / "near" / "summary.md").read_text()
     assert "Not significant although the 95% CI of Δ excludes 0" in page
-    assert "- optimizer=sgd: Δ +0.45 pp" in page
+    assert "- optimizer=sgd: Δ +1.07 pp" in page
     assert "- optimizer=rmsprop" not in page  # its CI includes 0: nothing to explain
     assert "## The other analyses" in page and "Dunnett simultaneous 95% CI (pp)" in page
     reference = scipy_stats.dunnett(*finals(NEAR)[1:], control=NEAR["adam"], rng=0)
     assert sgd.pooled.p_adjusted == pytest.approx(reference.pvalue[0], abs=2e-3)
     welch = scipy_stats.ttest_ind(NEAR["sgd"], NEAR["adam"], equal_var=False).pvalue
-    assert sgd.welch.p_value == pytest.approx(welch)
+    assert c.test == "Welch t" and c.p_value == pytest.approx(welch)
+    paired = scipy_stats.ttest_rel(NEAR["sgd"], NEAR["adam"]).pvalue  # beside it, same seeds
+    assert sgd.paired.test == "paired t" and sgd.paired.p_value == pytest.approx(paired)
 
 
 def test_index_holm_over_every_comparison_and_the_reference_offset(two):
@@ -192,7 +200,7 @@ def test_report_effect_option(tmp_path):
     assert done.returncode == 0, done.stderr
     sd, _ = pooled_sd(finals(LEVEL))
     page = (tmp_path / "o" / "optimizer" / "summary.md").read_text()
-    assert f"seeds per arm to detect 2.00 pp: {seeds_needed(0.02, sd, 0.025)}" in page
+    assert f"seeds per arm to detect 2.00 pp: {seeds_needed(0.02, sd, 0.025)} (" in page
     bad = subprocess.run([*cli, "--effect", "0"], capture_output=True, text=True)
     assert bad.returncode == 2 and "--effect" in bad.stderr and "Traceback" not in bad.stderr
 

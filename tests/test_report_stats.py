@@ -9,7 +9,18 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from fmnist_ray.reporting.stats import PAIRED, WELCH, compare, holm, paired, summarize, welch
+from fmnist_ray.reporting.stats import (
+    PAIRED,
+    WELCH,
+    compare,
+    holm,
+    paired,
+    paired_by_seed,
+    pairing_threshold,
+    seed_correlation,
+    summarize,
+    welch,
+)
 
 # Welch's t-test, Example 1 of https://en.wikipedia.org/wiki/Welch%27s_t-test:
 # t = -2.46, df = 25.0, p = 0.021.
@@ -109,17 +120,40 @@ def test_holm_textbook_example():
     assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
 
 
-def test_compare_pairs_only_when_every_seed_matches():
+def test_compare_is_welch_and_pairs_only_beside_it_when_every_seed_matches():
     base = {0: 0.880, 1: 0.884, 2: 0.889}
-    same = compare({0: 0.890, 1: 0.893, 2: 0.899}, base)
-    assert same.test == PAIRED
+    arm = {0: 0.890, 1: 0.893, 2: 0.899}
+    same = compare(arm, base)
+    assert same.test == WELCH
     assert same.p_value == pytest.approx(
+        scipy_stats.ttest_ind([0.890, 0.893, 0.899], [0.880, 0.884, 0.889], equal_var=False).pvalue
+    )
+    beside = paired_by_seed(arm, base)
+    assert beside.test == PAIRED
+    assert beside.p_value == pytest.approx(
         scipy_stats.ttest_rel([0.890, 0.893, 0.899], [0.880, 0.884, 0.889]).pvalue
     )
-    fewer = compare({0: 0.890, 2: 0.899}, base)
-    assert fewer.test == WELCH and fewer.base_n == 3
-    other = compare({5: 0.890, 6: 0.893, 7: 0.899}, base)
-    assert other.test == WELCH
+    assert paired_by_seed({0: 0.890, 2: 0.899}, base) is None
+    assert paired_by_seed({5: 0.890, 6: 0.893, 7: 0.899}, base) is None
+    assert compare({5: 0.890, 6: 0.893, 7: 0.899}, base).test == WELCH
+
+
+def test_seed_correlation_is_the_icc_of_a_seed_by_arm_anova():
+    rng = np.random.default_rng(0)
+    shared = rng.normal(0, 1, size=(200, 1))  # a seed effect as large as the rest: ICC 0.5
+    table = shared + rng.normal(0, 1, size=(200, 4)) + np.array([0, 1, 2, 3])
+    c = seed_correlation(table)
+    assert c.low < 0.5 < c.high and abs(c.icc - 0.5) < 0.1 and c.p < 1e-6
+    assert (c.df1, c.df2, c.arms, c.seeds) == (199, 597, 4, 200)
+    # The F test of the seed effect is the two-way ANOVA's (arm means removed).
+    alone = seed_correlation(rng.normal(0, 1, size=(300, 3)) + np.array([5, 0, 9]))
+    assert alone.low < 0 < alone.high and alone.p > 0.001
+    assert seed_correlation(np.ones((1, 3))) is None
+
+
+def test_pairing_threshold_at_three_seeds():
+    # t(4) = 2.776, t(2) = 4.303 at 0.975: 1 - (2.776 / 4.303)^2 = 0.584
+    assert pairing_threshold(3, 0.05) == pytest.approx(0.584, abs=1e-3)
 
 
 def test_edges_are_honest():

@@ -1,7 +1,7 @@
-"""The `fmnist-ray` command line: train, plan, run, submit, report, export. Commands stay thin:
-plan, run and report call the Python API (fmnist_ray.api), whose signatures give their defaults;
-heavy imports (torch, ray, matplotlib) happen inside them so `--help` is instant. User mistakes
-are one line on stderr and exit code 2, never a traceback."""
+"""The `fmnist-ray` command line: train, plan, run, settle, submit, report, export. Commands stay
+thin: plan, run, settle and report call the Python API (fmnist_ray.api), whose signatures give
+their defaults; heavy imports (torch, ray, matplotlib) happen inside them so `--help` is instant.
+User mistakes are one line on stderr and exit code 2, never a traceback."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from ..exporting.command import export
 from ..runner.cluster import DEFAULT_DASHBOARD
 from ..spec.config import RunConfig
 from .options import (
+    Alpha,
     CpusPerRun,
     DataDir,
     Download,
@@ -25,12 +26,18 @@ from .options import (
     ExperimentPaths,
     Force,
     GpusPerRun,
+    MaxSeeds,
     NumCpus,
     NumGpus,
+    Power,
     RayAddress,
     ResultsDir,
     Retries,
     SeedsFor,
+    SettleEffect,
+    SettlePlan,
+    Slots,
+    Step,
     as_arguments,
     defaults_from,
     lend_options,
@@ -197,6 +204,42 @@ def run(
         outcome = interrupted.outcome
     if outcome.exit_code:
         raise typer.Exit(outcome.exit_code)
+
+
+@app.command()
+@user_errors
+@defaults_from(api.settle)
+def settle(
+    experiments: ExperimentPaths,
+    results: ResultsDir,
+    effect: SettleEffect,
+    alpha: Alpha,
+    power: Power,
+    max_seeds: MaxSeeds,
+    step: Step,
+    plan: SettlePlan,
+    slots: Slots,
+    data_dir: DataDir,
+    num_cpus: NumCpus,
+    address: RayAddress,
+    download: Download,
+    retries: Retries,
+) -> None:
+    """Add seeds in rounds where an arm's comparison with its base case is still open, until
+    each is decided by a sequential test that keeps false positives at --alpha over all rounds:
+    a difference found, smaller than --effect, or --max-seeds reached. Ctrl-C keeps what
+    finished; the same command resumes."""
+    options = dict(results=results, effect=effect, alpha=alpha, power=power,
+                   max_seeds=max_seeds, step=step, plan=plan, slots=slots, data_dir=data_dir,
+                   num_cpus=num_cpus, address=address, download=download,
+                   retries=retries)  # fmt: skip
+    try:
+        settled = api.settle(experiments, **options)
+    except api.GridInterrupted:  # finished runs kept; the summary printed
+        typer.echo("interrupted: the same command resumes from the runs kept", err=True)
+        raise typer.Exit(130) from None
+    if plan:
+        typer.echo(settled.text)
 
 
 LOCAL_ONLY = ("address", "num_cpus", "num_gpus")  # `run` options about the Ray it starts here

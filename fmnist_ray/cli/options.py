@@ -88,6 +88,20 @@ Effect = Annotated[
         "each summary says how many seeds per arm would detect it with 80% power."
     ),
 ]
+# `settle`'s own options.
+SettleEffect = Annotated[float, typer.Option(
+    help="The difference in final test accuracy (pp) to find with --power, and the margin of "
+    "'smaller than effect'.")]  # fmt: skip
+Alpha = Annotated[float, typer.Option(
+    help="Family-wise false-positive rate, over every comparison and every round.")]  # fmt: skip
+Power = Annotated[float, typer.Option(
+    help="Chance to find a difference of --effect (with enough --max-seeds); 1 - power bounds "
+    "wrong 'smaller' calls.")]  # fmt: skip
+MaxSeeds = Annotated[int, typer.Option(help="Seeds per arm at most (the last look).")]
+Step = Annotated[int, typer.Option(help="Seeds added per round to each open arm.")]
+SettlePlan = Annotated[bool, typer.Option(
+    "--plan", help="Show the rounds and what each would cost; train nothing.")]  # fmt: skip
+Slots = Annotated[int | None, typer.Option(help="Runs at once, for --plan's wall time.")]
 SeedsFor = Annotated[
     float | None,
     typer.Option(

@@ -26,6 +26,7 @@ from .model import (
     Run,
 )
 from .power import experiment_power, fill_alternatives
+from .settled import fill_settled
 from .stats import ALPHA, compare, holm, summarize
 
 
@@ -59,6 +60,8 @@ def summarize_experiment(
     )
     fill_statistics(report)
     fill_alternatives(report)
+    report.settle = files.settle
+    fill_settled(report, experiment)
     report.power = experiment_power(report, effect)
     notes.extend(_experiment_notes(report))
     return report

@@ -15,7 +15,7 @@ from .document import render_html, render_markdown
 from .figures import build_figures, overview_figure, save_figure
 from .load import ExperimentFiles, default_out_dir, load_tree, read_reference
 from .model import OVERVIEW, ExperimentReport, Reference
-from .power import experiment_power, planned_comparisons, study_holm
+from .power import experiment_power, fill_correlations, planned_comparisons, study_holm
 from .references import check_references, parse_references
 from .tables import index_blocks, summary_blocks
 
@@ -52,6 +52,7 @@ def analyze(
     experiments, all_runs, notes = load_tree(paths)
     reports = [summarize_experiment(files, all_runs, effect) for files in experiments]
     study_holm(reports)
+    fill_correlations(reports)
     for report in reports:
         notes += check_references(report, references or [])
     return reports, notes

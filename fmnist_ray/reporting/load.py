@@ -4,6 +4,7 @@ what was read by experiment. Paths are local folders or pyarrow.fs URIs alike, c
 
 from __future__ import annotations
 
+import json
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from ..store.devices import UNKNOWN, device_label
 from ..store.results import FAILURES_DIR, RUNS_DIR, TRAIN_DIR, read_failures
 from ..store.storage import Location, StorageError, is_uri, locate
 from ..store.tree import read_tree
-from .model import EXPERIMENT_FILE, ReportError, Run
+from .model import EXPERIMENT_FILE, SETTLE_FILE, ReportError, Run
 
 REPORT_DIR = "report"
 HINT = "pass an experiment's results folder (results/NAME) or a results root (results/)"
@@ -36,6 +37,7 @@ class ExperimentFiles:
     failures: list[dict[str, Any]]  # failure records of runs that never finished
     experiment: Experiment | None  # its experiment.toml, when present and valid
     notes: list[str] = field(default_factory=list)
+    settle: dict[str, Any] | None = None  # its settle.json: the design `settle` ran under
 
 
 @dataclass
@@ -91,6 +93,17 @@ def _read_experiment(folder: Location) -> tuple[Experiment | None, str | None]:
         return load_experiment(str(copy), text=copy.read_text()), None
     except ValueError as error:
         return None, str(error).splitlines()[0]
+
+
+def _read_settle(folder: Location) -> dict[str, Any] | None:
+    """The settle record in a results folder (fmnist_ray.settling writes it), if any."""
+    record = folder / SETTLE_FILE
+    if record.kind() != FileType.File:
+        return None
+    try:
+        return json.loads(record.read_text())
+    except ValueError:
+        return None
 
 
 def _read_tree(paths: list[Location]) -> _Tree:
@@ -225,7 +238,9 @@ def load_tree(paths: list[str | Path]) -> tuple[list[ExperimentFiles], list[Run]
             for key in keys
             for line in tree.bad_failures[key]
         ]
-        experiments.append(ExperimentFiles(name, runs, failures, (found or [None])[0], notes))
+        settle = next(filter(None, (_read_settle(tree.folders[k]) for k in keys)), None)
+        experiment = (found or [None])[0]
+        experiments.append(ExperimentFiles(name, runs, failures, experiment, notes, settle))
     skipped = [
         f"skipped {folder} (ad-hoc `fmnist-ray train` runs): name that folder to report it"
         for folder in tree.skipped

@@ -16,6 +16,7 @@ from ..spec.metrics import FIT, HEADLINE
 from ..store.devices import UNKNOWN, mixed_warning
 
 EXPERIMENT_FILE = "experiment.toml"  # the copy of the experiment file beside its runs/
+SETTLE_FILE = "settle.json"  # beside runs/: the design a `settle` ran under, and its rounds
 # Each experiment's figures, by file name: the curves of FIT and HEADLINE, and HEADLINE's final
 # values per arm.
 FINAL_FIGURE = f"final_{HEADLINE.name}"
@@ -54,7 +55,7 @@ class Summary:
 class Comparison:
     """An arm against the base case: difference of means, its 95% CI, and the test's p-values."""
 
-    test: str  # PAIRED or WELCH; '' when there is no test (fewer than 2 values on a side)
+    test: str  # WELCH (default), PAIRED or DUNNETT; '' when untested (under 2 values a side)
     n: int  # the arm's values
     base_n: int
     diff: float  # arm mean - base mean (for paired data also the mean of the differences)
@@ -68,18 +69,36 @@ class Comparison:
 @dataclass(frozen=True)
 class Power:
     """What an experiment's seeds can see: the pooled sd of its arms' final HEADLINE values, the
-    difference from the base case its t-test detects with 80% power, and the seeds per arm that
-    `effect` would need (None: more than stats.MOST_SEEDS, or no sd)."""
+    difference from the base case the verdicts' two-sample t-test detects with 80% power, and
+    the seeds per arm that `effect` would need (None: more than stats.MOST_SEEDS, or no sd),
+    at the measured sd and at the low and high ends of the true sd's 95% range."""
 
     sd: float  # pooled over the arms with 2 or more seeds
     df: int
     arms: int  # arms pooled
     seeds: int  # seeds per arm now (the fewest among the arms pooled)
     comparisons: int  # arms compared with the base case: Holm's first step tests at alpha / this
-    paired: bool  # the report's test: paired t (same seeds) or Welch
     detectable: float  # with `seeds` seeds per arm
     effect: float
     seeds_needed: int | None
+    seeds_low: int | None  # if the true sd is at the low end of its 95% range
+    seeds_high: int | None  # ... at the high end
+    base_sd: float  # the base case's own sd (NaN below 2 runs): Dunnett pools it with the arms'
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """How alike runs of the same seed are across arms: ICC(C,1) of a seed x arm ANOVA."""
+
+    icc: float  # the correlation of two arms' runs of one seed
+    low: float  # its exact 95% interval (F distribution)
+    high: float
+    f: float  # F of the seed effect
+    df1: int
+    df2: int
+    p: float  # of 'seeds share nothing'
+    arms: int
+    seeds: int
 
 
 @dataclass(frozen=True)
@@ -162,7 +181,7 @@ class Arm:
     fit: Summary | None = None  # final values of metrics.FIT over the ok seeds
     headline: Summary | None = None  # final values of metrics.HEADLINE: what arms are compared on
     comparison: Comparison | None = None  # the headline metric against the base case
-    welch: Comparison | None = None  # the same by Welch's t-test, Holm over the experiment
+    paired: Comparison | None = None  # the paired t-test by seed, Holm over the experiment
     pooled: Comparison | None = None  # by Dunnett's test on the experiment's pooled variance
     verdict: str = NO_TEST
 
@@ -219,6 +238,10 @@ class ExperimentReport:
     notes: list[str] = field(default_factory=list)
     references: list[ReferenceCheck] = field(default_factory=list)
     power: Power | None = None  # None: no arm with two seeds
+    correlation: Correlation | None = None  # of seeds across its arms that ran the same seeds
+    study_correlation: Correlation | None = None  # the same over every distinct arm read
+    settle: dict[str, Any] | None = None  # the settle record of its folder (settle.json)
+    settled: list[tuple[Arm, Any]] = field(default_factory=list)  # (arm, sequential.Verdict)
 
     @property
     def better(self) -> list[Arm]:

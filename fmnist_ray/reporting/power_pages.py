@@ -10,33 +10,42 @@ from ..spec.metrics import HEADLINE, metric
 from ..words import plural
 from .analysis import verdict_of
 from .document import Block, Bullets, Column, Heading, Link, Paragraph, Row, Table
-from .model import NOT_SIGNIFICANT, Arm, ExperimentReport, Offset, Power
+from .model import NOT_SIGNIFICANT, Arm, Correlation, ExperimentReport, Offset, Power
 from .power import reference_offsets
-from .stats import ALPHA, CONFIDENCE, MOST_SEEDS, POWER, sd_range
-from .text import DASH, format_p, interval, metric_text, number, signed
+from .stats import ALPHA, CONFIDENCE, MOST_SEEDS, POWER, pairing_threshold, sd_range
+from .text import DASH, format_p, interval, metric_text, number, p_text, signed
 
 ANALYSES_METHOD = (
-    "The verdicts use the default analysis: each arm's paired t-test against the base case, "
-    "Holm-adjusted over the experiment's arms. It is the default because it asks the least of "
-    "the data: each comparison rests on its own two arms only, so an arm with a wider spread "
-    "(in this experiment the largest sd of an arm is {ratio} times the smallest) or an arm "
-    "added to the experiment changes no other verdict, and pairing by seed removes whatever "
-    "luck an arm shares with the base case. Its price is power: with n seeds each test has "
-    "n − 1 degrees of freedom. Two other analyses are shown beside it: Welch's t-test "
-    "(unpaired, unequal variances), Holm-adjusted the same way, and Dunnett's many-to-one test, "
-    "which pools one variance over every arm of the experiment (many more degrees of freedom, "
-    "so it sees smaller differences, but only if the arms really share one spread, which a few "
-    "seeds per arm cannot check) and gives p-values and 95% intervals that are simultaneous: "
-    "adjusted for all the experiment's comparisons at once."
+    "The verdicts use the default analysis: each arm's Welch t-test against the base case, "
+    "Holm-adjusted over the experiment's arms. It is the default because the runs are made "
+    "independently: an arm's seed i shares the data order (and the initial weights, when the "
+    "architecture matches) with the base case's seed i, but those runs barely correlate "
+    "(see the seed correlation above), so pairing them would cost half the degrees of freedom "
+    "and buy nothing. Welch's test also asks the least of the data: each comparison rests on "
+    "its own two arms only, so an arm with a wider spread (in this experiment the largest sd "
+    "of an arm is {ratio} times the smallest) or an arm added to the experiment changes no "
+    "other verdict. Two other analyses are shown beside it: the paired t-test by seed, "
+    "Holm-adjusted the same way, and Dunnett's many-to-one test, which pools one variance over "
+    "every arm of the experiment (many more degrees of freedom, so it sees smaller differences, "
+    "but only if the arms really share one spread, which a few seeds per arm cannot check) and "
+    "gives p-values and 95% intervals that are simultaneous: adjusted for all the experiment's "
+    "comparisons at once."
 )
 POWER_METHOD = (
-    "Detectable difference: the smallest true difference from the base case that the default "
+    "Detectable difference: the smallest true difference from the base case that the verdicts' "
     "test finds with {power:.0%} probability, at Holm's first step (α = 0.05 divided by the arms "
     "compared; Holm finds at least what this finds), computed from the sd pooled over the "
-    "experiment's arms and taking an arm's seeds as independent of the base case's (pairing "
-    "helps only as far as they correlate). A difference smaller than it can be real and still "
-    "come out not significant. The pooled sd itself rests on few runs, so these are estimates "
-    "too. The seeds needed are per arm, for every arm and the base case alike."
+    "experiment's arms: a two-sample t-test with 2(n − 1) degrees of freedom for n seeds per "
+    "arm, which is Welch's test when the arms share that sd, as the pooled sd assumes. The "
+    "detectable difference and the seeds needed are read off one curve, this test's power "
+    "against seeds per arm, so they are on one scale: the seeds needed for the detectable "
+    "difference are the seeds there are. A difference smaller than it can be real and still "
+    "come out not significant. The pooled sd rests on few runs, so the seeds needed are given "
+    "as a range too: at the two ends of the true sd's 95% interval (chi-square on the pooled "
+    "degrees of freedom). The seeds needed are per arm, for every arm and the base case alike. "
+    "The base case's runs are the control of every comparison of its experiments: they enter "
+    "each experiment's pooled sd, and one unlucky base sample moves every difference of those "
+    "experiments the same way, so their verdicts are not independent of each other."
 )
 
 
@@ -45,14 +54,65 @@ def _pp(value: float) -> str:
     return metric_text(HEADLINE.name, value)
 
 
+def _seeds(seeds: int | None) -> str:
+    return str(seeds) if seeds else f"more than {MOST_SEEDS:,}"
+
+
 def seeds_needed_text(power: Power) -> str:
-    """'13' or 'more than 100,000'."""
-    return str(power.seeds_needed) if power.seeds_needed else f"more than {MOST_SEEDS:,}"
+    """'13 (6 to 84)': at the measured sd, and at the ends of the true sd's 95% range."""
+    return f"{_seeds(power.seeds_needed)} ({_seeds(power.seeds_low)} to {_seeds(power.seeds_high)})"
 
 
 def _test_text(power: Power) -> str:
-    test = "paired t-test" if power.paired else "Welch's t-test"
-    return f"{test} at α = {number(ALPHA / power.comparisons, '.3g')}"
+    alpha = ALPHA / max(1, power.comparisons)
+    return f"two-sample t-test, df 2(n − 1), at α = {number(alpha, '.3g')}"
+
+
+def compared_text(power: Power) -> str:
+    """The arms compared, or a dash where the experiment compares nothing."""
+    return str(power.comparisons) if power.comparisons else DASH
+
+
+def correlation_text(c: Correlation | None) -> str:
+    """'0.02 [−0.21, 0.48], p = 0.17' or a dash."""
+    if c is None:
+        return DASH
+    return f"{number(c.icc)} {interval(c.low, c.high)}"
+
+
+def base_lines(report: ExperimentReport) -> list[str]:
+    """What the shared base case does here: Dunnett pools the base's spread with the arms'."""
+    power = report.power
+    if power is None or math.isnan(power.base_sd) or not power.comparisons:
+        return []
+    line = f"the base case's own sd: {_pp(power.base_sd)} pp, against {_pp(power.sd)} pooled"
+    if power.sd < power.base_sd:
+        line += (
+            ": Dunnett's test, which uses the pooled sd for the base case's side too, is "
+            "optimistic here (its p-values too small)"
+        )
+    return [line]
+
+
+def correlation_lines(report: ExperimentReport) -> list[str]:
+    """The seed correlation of this experiment and of every arm read, with what pairing needs."""
+    lines = []
+    for where, c in (("this experiment", report.correlation),
+                     ("all distinct arms read", report.study_correlation)):  # fmt: skip
+        if c is not None:
+            lines.append(
+                f"seed correlation, {where}: {correlation_text(c)} (ICC over {c.seeds} seeds × "
+                f"{c.arms} arms, seed effect F({c.df1}, {c.df2}) = {number(c.f)}, "
+                f"{p_text('p', c.p)})"
+            )
+    c = report.correlation or report.study_correlation
+    if c is not None and c.seeds >= 2:
+        threshold = pairing_threshold(c.seeds, ALPHA)
+        lines.append(
+            f"pairing by seed narrows the test only above a correlation of {number(threshold)} "
+            f"with {c.seeds} seeds (α = 0.05; higher at Holm's levels)"
+        )
+    return lines
 
 
 def power_blocks(report: ExperimentReport) -> list[Block]:
@@ -66,9 +126,12 @@ def power_blocks(report: ExperimentReport) -> list[Block]:
         f"{plural(power.arms, 'arm')} ({power.df} degrees of freedom)",
         f"detectable with {power.seeds} seeds per arm ({POWER:.0%} power, {_test_text(power)}): "
         f"{_pp(power.detectable)} {unit}",
-        f"seeds per arm to detect {_pp(power.effect)} {unit}: {seeds_needed_text(power)}",
+        f"seeds per arm to detect {_pp(power.effect)} {unit}: {seeds_needed_text(power)} (at "
+        f"the measured sd, and at the ends of the true sd's 95% range)",
+        *base_lines(report),
+        *correlation_lines(report),
     ]
-    if not any(not arm.is_base for arm in report.arms):
+    if not power.comparisons:
         lines[1] += " (one configuration: for one new arm compared with it)"
     text = POWER_METHOD.format(power=POWER)
     return [Heading("What these seeds can see"), Bullets(lines), Paragraph(text)]
@@ -76,7 +139,7 @@ def power_blocks(report: ExperimentReport) -> list[Block]:
 
 def _differs(arm: Arm, study: bool = False) -> str:
     """Which other analyses give the arm another verdict than the default, and which."""
-    others = [("Welch", verdict_of(arm, arm.welch)), ("Dunnett", verdict_of(arm, arm.pooled))]
+    others = [("paired", verdict_of(arm, arm.paired)), ("Dunnett", verdict_of(arm, arm.pooled))]
     if study:
         p = arm.comparison.p_study
         others.insert(0, ("Holm over all", verdict_of(arm, arm.comparison, p)))
@@ -98,8 +161,8 @@ def analyses_blocks(report: ExperimentReport) -> list[Block]:
     compared = [arm for arm in report.arms if arm.comparison is not None]
     if not compared:
         return []
-    columns = [Column("arm", text=True), Column("Δ vs base (pp)"), Column("paired t, Holm p")]
-    columns += [Column("Welch t, Holm p"), Column("Dunnett p")]
+    columns = [Column("arm", text=True), Column("Δ vs base (pp)"), Column("Welch t, Holm p")]
+    columns += [Column("paired t, Holm p"), Column("Dunnett p")]
     columns += [Column("Dunnett simultaneous 95% CI (pp)")]
     columns += [Column("verdict by the default", text=True)]
     columns += [Column("other verdicts", text=True, wrap=True)]
@@ -109,7 +172,7 @@ def analyses_blocks(report: ExperimentReport) -> list[Block]:
                 arm.label,
                 signed(arm.comparison.diff * 100),
                 _p(arm.comparison),
-                _p(arm.welch),
+                _p(arm.paired),
                 _p(arm.pooled),
                 _simultaneous(arm),
                 arm.verdict,
@@ -155,16 +218,18 @@ def power_table(reports: list[ExperimentReport], folders: dict[str, str]) -> Tab
     columns = [Column("experiment", text=True), Column("arms pooled"), Column("pooled sd (pp)")]
     columns += [Column("df"), Column("arms compared"), Column("seeds per arm")]
     columns += [Column(f"detectable Δ, {POWER:.0%} power (pp)")]
-    columns += [Column(f"seeds per arm for {_pp(effect)} pp")]
+    columns += [Column(f"seeds per arm for {_pp(effect)} pp (sd's 95% range)")]
+    columns += [Column("seed correlation [95% CI]")]
     rows = []
     for report in reports:
         p = report.power
         link = Link(report.name, f"{folders[report.name]}/summary", page=True)
         if p is None:
-            rows.append(Row([link] + [DASH] * 7))
+            rows.append(Row([link] + [DASH] * 8))
             continue
-        rows.append(Row([link, str(p.arms), _pp(p.sd), str(p.df), str(p.comparisons),
-                         str(p.seeds), _pp(p.detectable), seeds_needed_text(p)]))  # fmt: skip
+        rows.append(Row([link, str(p.arms), _pp(p.sd), str(p.df), compared_text(p),
+                         str(p.seeds), _pp(p.detectable), seeds_needed_text(p),
+                         correlation_text(report.correlation)]))  # fmt: skip
     return Table(columns, rows)
 
 
@@ -180,7 +245,7 @@ def study_blocks(reports: list[ExperimentReport], folders: dict[str, str]) -> li
     shown = [(r, a) for r, a in compared if _significant_anywhere(a)]
     columns = [Column("experiment", text=True), Column("arm", text=True), Column("Δ (pp)")]
     columns += [Column("p"), Column("Holm p, experiment"), Column(f"Holm p, all {tested}")]
-    columns += [Column("Welch t, Holm p"), Column("Dunnett p"), Column("verdict", text=True)]
+    columns += [Column("paired t, Holm p"), Column("Dunnett p"), Column("verdict", text=True)]
     columns += [Column("other verdicts", text=True, wrap=True)]
     rows = [
         Row(
@@ -191,7 +256,7 @@ def study_blocks(reports: list[ExperimentReport], folders: dict[str, str]) -> li
                 format_p(a.comparison.p_value),
                 format_p(a.comparison.p_adjusted),
                 format_p(a.comparison.p_study),
-                _p(a.welch),
+                _p(a.paired),
                 _p(a.pooled),
                 a.verdict,
                 _differs(a, study=True),
@@ -205,7 +270,7 @@ def study_blocks(reports: list[ExperimentReport], folders: dict[str, str]) -> li
         f"{tested} arms are compared with their base case. Holm's adjustment "
         f"runs per experiment (the verdicts); over all {tested} comparisons at once, {study} of "
         f"the {default} arms significant per experiment remain so. The arms significant under "
-        "any analysis (the default, Holm over all, Welch, Dunnett; see a summary page for the "
+        "any analysis (the default, Holm over all, paired, Dunnett; see a summary page for the "
         "methods):"
     )
     return blocks + [Heading("Across the report"), Paragraph(text), Table(columns, rows)]
@@ -213,7 +278,7 @@ def study_blocks(reports: list[ExperimentReport], folders: dict[str, str]) -> li
 
 def _significant_anywhere(arm: Arm) -> bool:
     c = arm.comparison
-    ps = [c.p_adjusted, c.p_study] + [x.p_adjusted for x in (arm.welch, arm.pooled) if x]
+    ps = [c.p_adjusted, c.p_study] + [x.p_adjusted for x in (arm.paired, arm.pooled) if x]
     return any(p < ALPHA for p in ps)
 
 
@@ -227,22 +292,29 @@ def offset_blocks(reports: list[ExperimentReport]) -> list[Block]:
     columns += [Column(f"{CONFIDENCE:.0%} CI"), Column("published higher")]
     columns += [Column("published lower"), Column("sign test p")]
     rows = [Row(_offset_cells(name, o)) for name, o in offsets.items()]
+    rows += [
+        Row(_offset_cells(name, o, " (one value per experiment)"))
+        for name, o in reference_offsets(reports, per_experiment=True).items()
+    ]
     text = (
         "A one-at-a-time check cannot see a systematic offset, so here are all the reference "
         "values of each metric together: published minus our mean, its mean over the values "
         "with a 95% t-interval, and a sign test of 'published as often above our mean as "
-        "below'. The values are not fully independent (one arm can carry several, and the "
-        "base case is published in several experiments)."
+        "below'. The values are not fully independent (one arm can carry several, and an "
+        "experiment's arms share its base case and its runs), so each metric is shown again "
+        "with one value per experiment (the mean of its offsets): an offset is systematic only "
+        "if it survives that too."
     )
     return [Paragraph(text), Table(columns, rows), Paragraph(width_note(reports))]
 
 
-def _offset_cells(name: str, o: Offset) -> list[str]:
+def _offset_cells(name: str, o: Offset, how: str = "") -> list[str]:
     shown = metric(name)
     mean = signed(o.mean * shown.scale, shown.spec) + (" pp" if shown.kind == "accuracy" else "")
     low, high = o.ci_low * shown.scale, o.ci_high * shown.scale
     ci = interval(low, high, shown.spec, sign=True)
-    return [shown.label, str(o.n), mean, ci, str(o.higher), str(o.lower), format_p(o.sign_p)]
+    cells = [str(o.n), mean, ci, str(o.higher), str(o.lower), format_p(o.sign_p)]
+    return [shown.label + how, *cells]
 
 
 def width_note(reports: list[ExperimentReport]) -> str:

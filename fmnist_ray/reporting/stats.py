@@ -12,7 +12,7 @@ import numpy as np
 from scipy import stats as scipy_stats
 from scipy.optimize import brentq
 
-from .model import Comparison, Offset, Summary
+from .model import Comparison, Correlation, Offset, Summary
 
 CONFIDENCE = 0.95
 ALPHA = 1 - CONFIDENCE  # an adjusted p below this counts as a difference
@@ -89,13 +89,53 @@ def _untested(x: np.ndarray, b: np.ndarray) -> Comparison:
 
 
 def compare(values: dict[int, float], base: dict[int, float]) -> Comparison:
-    """An arm's final values against the base case's, both keyed by seed: paired when the two
-    ran exactly the same seeds (same seed = same data order, and same initial weights when the
-    architecture matches), Welch otherwise."""
-    if len(values) >= 2 and set(values) == set(base):
-        seeds = sorted(values)
-        return paired([values[s] for s in seeds], [base[s] for s in seeds])
+    """An arm's final values against the base case's: Welch's two-sample t-test. Runs of the
+    same seed share the data order (and the initial weights when the architecture matches), but
+    measured on the study they barely correlate (`seed_correlation`), so pairing them buys less
+    than the degrees of freedom it costs; the paired test is shown beside it (`paired_by_seed`)."""
     return welch(list(values.values()), list(base.values()))
+
+
+def paired_by_seed(values: dict[int, float], base: dict[int, float]) -> Comparison | None:
+    """The paired t-test over the seeds both ran, when they ran exactly the same ones (2+)."""
+    if len(values) < 2 or set(values) != set(base):
+        return None
+    seeds = sorted(values)
+    return paired([values[s] for s in seeds], [base[s] for s in seeds])
+
+
+def seed_correlation(table: np.ndarray) -> Correlation | None:
+    """How alike two arms' runs of the same seed are: ICC(C,1) of a two-way ANOVA (seed x arm,
+    rows = seeds, columns = arms, every arm with every seed), with its exact 95% F interval
+    (McGraw and Wong 1996) and the p of 'no seed effect'. None below 2 seeds or 2 arms."""
+    x = np.asarray(table, dtype=float)
+    seeds, arms = x.shape if x.ndim == 2 else (0, 0)
+    if seeds < 2 or arms < 2:
+        return None
+    grand = x.mean()
+    ms_seed = arms * float(((x.mean(axis=1) - grand) ** 2).sum()) / (seeds - 1)
+    residual = x - x.mean(axis=1, keepdims=True) - x.mean(axis=0, keepdims=True) + grand
+    df1, df2 = seeds - 1, (seeds - 1) * (arms - 1)
+    ms_error = float((residual**2).sum()) / df2
+    if ms_error == 0:
+        return None
+    f = ms_seed / ms_error
+    tail = (1 - CONFIDENCE) / 2
+    f_low = f / float(scipy_stats.f.ppf(1 - tail, df1, df2))
+    f_high = f * float(scipy_stats.f.ppf(1 - tail, df2, df1))
+    icc = (f - 1) / (f + arms - 1)
+    low, high = ((b - 1) / (b + arms - 1) for b in (f_low, f_high))
+    p = float(scipy_stats.f.sf(f, df1, df2))
+    return Correlation(icc, low, high, f, df1, df2, p, arms, seeds)
+
+
+def pairing_threshold(n: int, alpha: float) -> float:
+    """The seed correlation above which a paired t-test over n seed pairs has a narrower
+    critical difference than the two-sample test (df n - 1 against 2(n - 1)):
+    1 - (t(2n - 2) / t(n - 1))^2 at two-sided level alpha."""
+    paired_t = float(scipy_stats.t.ppf(1 - alpha / 2, n - 1))
+    two_sample_t = float(scipy_stats.t.ppf(1 - alpha / 2, 2 * (n - 1)))
+    return 1 - (two_sample_t / paired_t) ** 2
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -121,7 +161,7 @@ def pooled_sd(samples: Iterable[Sequence[float]]) -> tuple[float, int]:
     return math.sqrt(sum(float(((x - x.mean()) ** 2).sum()) for x in kept) / df), df
 
 
-def t_power(effect: float, sd: float, n: int, alpha: float, paired: bool = True) -> float:
+def t_power(effect: float, sd: float, n: int, alpha: float, paired: bool = False) -> float:
     """Power of the two-sided t-test at level `alpha` to detect a true difference `effect`
     between two arms of `n` seeds each whose values have sd `sd`, the arms independent.
 
@@ -137,7 +177,7 @@ def t_power(effect: float, sd: float, n: int, alpha: float, paired: bool = True)
     return float(tails.sum())
 
 
-def detectable(sd: float, n: int, alpha: float, paired: bool = True) -> float:
+def detectable(sd: float, n: int, alpha: float, paired: bool = False) -> float:
     """The smallest true difference that `t_power` detects with probability POWER."""
     if n < 2 or not sd > 0:
         return math.nan
@@ -147,7 +187,7 @@ def detectable(sd: float, n: int, alpha: float, paired: bool = True) -> float:
     return float(brentq(lambda d: t_power(d, sd, n, alpha, paired) - POWER, 0.0, high))
 
 
-def seeds_needed(effect: float, sd: float, alpha: float, paired: bool = True) -> int | None:
+def seeds_needed(effect: float, sd: float, alpha: float, paired: bool = False) -> int | None:
     """The fewest seeds per arm (2 or more) whose t-test detects `effect` with probability
     POWER; None when the sd is unknown or it would take more than MOST_SEEDS."""
     if not sd > 0 or not effect > 0:

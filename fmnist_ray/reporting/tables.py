@@ -32,12 +32,15 @@ from .power_pages import (
     unadjusted_blocks,
     width_note,
 )
+from .settled import settled_blocks, settled_index_blocks
 from .text import (
     DASH,
     format_p,
     interval,
     metric_interval,
     metric_text,
+    number,
+    p_text,
     seeds_text,
     short_verdict,
     signed,
@@ -48,18 +51,34 @@ METHODS = (
     "How to read the numbers: each run counts with its last epoch, and only runs with status ok "
     "(diverged and failed runs are listed, not averaged). Per arm: the mean over seeds and its "
     "95% confidence interval, mean ± t(0.975, n−1)·s/√n. Each arm is compared with the base "
-    "case. When both ran exactly the same seeds, the test is a paired t-test over the seed "
-    "pairs: runs with the same seed see the training data in the same order, and start from the "
-    "same weights when the architecture is the same, so pairing cancels that shared luck. "
-    "Otherwise the test is Welch's t-test (unequal variances). Δ is the arm's mean minus the base "
+    "case by Welch's t-test (two samples, unequal variances): runs with the same seed see the "
+    "training data in the same order, and start from the same weights when the architecture "
+    "is the same, but {correlation}, so the runs are treated as what they are made as, "
+    "independent samples. Δ is the arm's mean minus the base "
     "case's, in percentage points, with its 95% CI. With several arms, one of them can reach "
     "p < 0.05 by chance alone, so the p-values of an experiment are adjusted for the number of "
     "arms compared (Holm's method): an arm counts as above or below the base case only when its "
     "Holm p is below 0.05. An arm with fewer finished seeds than planned is marked incomplete "
-    "and is never singled out. Other analyses (Welch's t-test, Dunnett's test on a pooled "
-    "variance, Holm over every comparison of the report) are shown beside this one, with the "
-    "verdicts where they differ, and so is the difference these seeds can detect."
+    "and is never singled out. Other analyses (the paired t-test by seed, Dunnett's test on a "
+    "pooled variance, Holm over every comparison of the report) are shown beside this one, with "
+    "the verdicts where they differ, and so is the difference these seeds can detect."
 )
+
+
+def methods_text(report: ExperimentReport | None) -> str:
+    """METHODS with the seed correlation measured over every distinct arm read."""
+    c = report.study_correlation if report is not None else None
+    if c is None:
+        said = "how alike such runs are could not be measured here (fewer than 2 seeds)"
+    else:
+        said = (
+            f"measured over the {c.arms} distinct arms read, two arms' runs of one seed "
+            f"correlate by {number(c.icc)} (95% CI {interval(c.low, c.high)}; seed effect "
+            f"{p_text('p', c.p)})"
+        )
+    return METHODS.format(correlation=said)
+
+
 REFERENCE_METHOD = (
     "A published value is a single run, not a mean, so it is checked against the 95% prediction "
     "interval for one new run, mean ± t(0.975, n−1)·s·√(1 + 1/n), which is wider than the 95% "
@@ -201,9 +220,10 @@ def summary_blocks(report: ExperimentReport, figures: tuple[str, ...] = FIGURES)
         *device_blocks([report]),
         arm_table(report),
         *unadjusted_blocks(report),
-        Paragraph(METHODS),
+        Paragraph(methods_text(report)),
         *power_blocks(report),
         *analyses_blocks(report),
+        *settled_blocks(report),
     ]
     if report.references:
         blocks += [Heading("Published reference values"), reference_table(report.references)]
@@ -316,8 +336,9 @@ def index_blocks(
         Table(columns, rows),
         *device_blocks(reports),
         Figure(f"{OVERVIEW}.png", f"{OVERVIEW}.svg", "final test accuracy of every experiment"),
-        Paragraph(METHODS),
+        Paragraph(methods_text(reports[0] if reports else None)),
         *study_blocks(reports, folders),
+        *settled_index_blocks(reports),
     ]
     if reference is not None:
         blocks += _reference_blocks(reports, *reference)
