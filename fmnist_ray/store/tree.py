@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -138,17 +138,24 @@ def _read_one(path: Location, with_bytes: bool) -> StoredRun | tuple[Location, s
     return StoredRun(path, table, meta, data if with_bytes else None)
 
 
-def read_tree(paths: Iterable[str | Path | Location], *, with_bytes: bool = False) -> ResultsTree:
+def read_tree(
+    paths: Iterable[str | Path | Location],
+    *,
+    with_bytes: bool = False,
+    only: Callable[[Location], bool] | None = None,
+) -> ResultsTree:
     """Every run file under `paths` (results roots, experiment folders, runs/ folders or run
     files; local or URIs), each once, read back whole and checked (results.check_run), several
     at a time, in the order found. `with_bytes`: keep each file's bytes too (what an export
-    hashes)."""
+    hashes). `only`: read just the files it accepts (the others are listed in `files` but
+    neither runs nor invalid: `plan` opens only the files of the ids it needs)."""
     tree = ResultsTree(list({path.path: path for path in find_run_files(paths)}.values()))
-    if not tree.files:
+    wanted = [path for path in tree.files if only is None or only(path)]
+    if not wanted:
         return tree
-    workers = LOCAL_READERS if tree.files[0].local else REMOTE_READERS
-    with ThreadPoolExecutor(min(workers, len(tree.files))) as pool:
-        for read in pool.map(lambda path: _read_one(path, with_bytes), tree.files):
+    workers = LOCAL_READERS if wanted[0].local else REMOTE_READERS
+    with ThreadPoolExecutor(min(workers, len(wanted))) as pool:
+        for read in pool.map(lambda path: _read_one(path, with_bytes), wanted):
             if isinstance(read, StoredRun):
                 tree.runs.append(read)
             else:
