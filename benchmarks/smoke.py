@@ -27,6 +27,7 @@ BENCHMARKS = {
     "bench_grid": True,
     "bench_order": True,
     "bench_sequential": False,
+    "bench_store": False,
     "bench_throughput": True,
     "calibrate_cost": True,
     "compare_devices": False,

@@ -136,3 +136,18 @@ def s3_uri(s3_server, s3_credentials, request):
     fs = S3FileSystem(endpoint_override=s3_server, scheme="http", allow_bucket_creation=True)
     fs.create_dir(bucket)
     return f"s3://{bucket}/study?endpoint_override={host}:{port}&scheme=http"
+
+
+@pytest.fixture
+def slow_s3(s3_server, s3_credentials, request):
+    """(proxy, uri): a fresh bucket on the S3 server seen through a LatencyProxy (tests/s3_latency)
+    that delays each request 20 ms and counts them; stopped when the test ends."""
+    from pyarrow.fs import S3FileSystem
+    from s3_latency import LatencyProxy
+
+    bucket = "s" + str(abs(hash(request.node.nodeid)))[:12]
+    S3FileSystem(endpoint_override=s3_server, scheme="http", allow_bucket_creation=True).create_dir(
+        bucket
+    )
+    with LatencyProxy(s3_server, delay_ms=20) as proxy:
+        yield proxy, f"s3://{bucket}/study?endpoint_override={proxy.address}&scheme=http"

@@ -99,8 +99,6 @@ def make_plan(
     `resources` (gpus, cpus; None = not given) overrides every file's [resources].
     """
     root = locate(results)
-    tree = read_tree([root])
-    index, corrupt = tree.by_id(), tree.invalid
     overrides = {k: v for k, v in (resources or {}).items() if v is not None}
     runs: dict[str, PlannedRun] = {}
     per_experiment = {}
@@ -110,6 +108,12 @@ def make_plan(
         for cfg in exp.runs:
             run = runs.setdefault(cfg.run_id, PlannedRun(cfg, [], per_run))
             run.experiments.append(exp.name)
+    # Only this invocation's folders are tidied: invalid files elsewhere are no source of ours.
+    mine = {(root / exp.name / RUNS_DIR).path for exp in experiments}
+    # Every id under the root is seen (from the names), but only the files of planned runs,
+    # and every file of this invocation's folders, are opened and checked.
+    tree = read_tree([root], only=lambda path: path.stem in runs or path.parent.path in mine)
+    index, corrupt = tree.by_id(), tree.invalid
     failed = {
         p.stem for exp in experiments for p in (root / exp.name / FAILURES_DIR).files(".json")
     }
@@ -118,8 +122,6 @@ def make_plan(
         run.done_in = [path.path.rsplit("/", 3)[-3] for path in found]
         run.source = found[0] if found else None
         run.failed_before = not found and run.run_id in failed
-    # Only this invocation's folders are tidied: invalid files elsewhere are no source of ours.
-    mine = {(root / exp.name / RUNS_DIR).path for exp in experiments}
     corrupt = [(path, why) for path, why in corrupt if path.parent.path in mine]
     for path, _ in corrupt:
         if path.stem in runs:

@@ -193,7 +193,10 @@ def write_failure(
     return path
 
 
-def read_run(path: str | Path | Location) -> pa.Table:
+def read_run(path: str | Path | Location, data: bytes | None = None) -> pa.Table:
+    """A run file's table; parsed from `data` (its bytes, already read) when given."""
+    if data is not None:
+        return pq.read_table(pa.BufferReader(data))
     where = locate(path)
     return pq.read_table(where.path, filesystem=where.fs)
 
@@ -230,17 +233,18 @@ def with_new_fields(table: pa.Table, cfg: RunConfig) -> pa.Table:
     return table.select(SCHEMA.names).replace_schema_metadata(table.schema.metadata)
 
 
-def check_run(path: str | Path | Location) -> pa.Table:
+def check_run(path: str | Path | Location, data: bytes | None = None) -> pa.Table:
     """Read a run file and make sure it is one whole run; raise InvalidResult saying why not.
     Returns it with SCHEMA's columns: those of fields declared since it was written (with a
     neutral value, docs/schema.md) added at that value.
 
     Checks: a readable Parquet file with SCHEMA; run id in the name, the rows and the metadata
     alike, and equal to the id of the config it holds (so results of another TRAINING_VERSION
-    fail); epochs 1..n, all of them unless the run diverged."""
+    fail); epochs 1..n, all of them unless the run diverged. `data`: the file's bytes, when
+    already read (then the file is not opened again)."""
     where = locate(path)
     try:
-        table = read_run(where)
+        table = read_run(where, data)
         meta = json.loads((table.schema.metadata or {}).get(METADATA_KEY, b"{}"))
         cfg = stored_config(meta.get("config", {}))
     except (pa.ArrowException, OSError, ValueError) as error:

@@ -1,0 +1,117 @@
+"""A latency-injecting HTTP proxy on loopback, in front of the local S3 server: each request waits
+`delay_ms` before it is forwarded, as on a real object store. Counts requests (by method) and the
+most in flight at once. Real server, real pyarrow S3 client; used by tests and benchmarks alike."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection"}
+
+
+def _body(handler: BaseHTTPRequestHandler) -> bytes | None:
+    """The request's body, whole (by Content-Length, or chunked)."""
+    if "chunked" in handler.headers.get("Transfer-Encoding", "").lower():
+        parts = []
+        while size := int(handler.rfile.readline().split(b";")[0].strip() or b"0", 16):
+            parts.append(handler.rfile.read(size))
+            handler.rfile.readline()
+        while handler.rfile.readline().strip():  # trailers, then the blank line
+            pass
+        return b"".join(parts)
+    length = int(handler.headers.get("Content-Length") or 0)
+    return handler.rfile.read(length) if length else None
+
+
+class LatencyProxy:
+    """`with LatencyProxy("127.0.0.1:PORT", delay_ms=30) as proxy:` then talk to `proxy.address`.
+    `reset()` zeroes the counters; the server thread stops when the block ends."""
+
+    def __init__(self, upstream: str, delay_ms: float = 0.0, max_threads: int = 256):
+        self.upstream, self.delay = upstream, delay_ms / 1000
+        self.lock, self.slots = threading.Lock(), threading.BoundedSemaphore(max_threads)
+        self.reset()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.requests: Counter[str] = Counter()
+            self.in_flight = self.most_in_flight = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.requests.values())
+
+    def __enter__(self) -> LatencyProxy:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+
+    def _forward(self, handler: BaseHTTPRequestHandler) -> None:
+        with self.lock:
+            self.requests[handler.command] += 1
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            with self.slots:
+                time.sleep(self.delay)
+                self._relay(handler)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def _relay(self, handler: BaseHTTPRequestHandler) -> None:
+        body = _body(handler)
+        headers = {k: v for k, v in handler.headers.items() if k.lower() not in HOP | {"expect"}}
+        chunked = "chunked" in handler.headers.get("Transfer-Encoding", "").lower()
+        if chunked:  # forwarded as it came (S3's aws-chunked uploads rely on it)
+            headers["Transfer-Encoding"] = "chunked"
+        elif body is not None:
+            headers["Content-Length"] = str(len(body))
+        host, port = self.upstream.split(":")
+        upstream = http.client.HTTPConnection(host, int(port), timeout=60)
+        try:
+            upstream.request(
+                handler.command, handler.path, body=[body] if chunked else body,
+                headers=headers, encode_chunked=chunked,
+            )  # fmt: skip
+            reply = upstream.getresponse()
+            data = reply.read()
+        finally:
+            upstream.close()
+        handler.send_response(reply.status, reply.reason)
+        for key, value in reply.getheaders():
+            if key.lower() not in HOP and key.lower() != "content-length":
+                handler.send_header(key, value)
+        size = reply.getheader("Content-Length") if handler.command == "HEAD" else None
+        handler.send_header("Content-Length", size or str(len(data)))
+        handler.end_headers()
+        if handler.command != "HEAD":
+            handler.wfile.write(data)
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def __getattr__(self, name: str):
+                if name.startswith("do_"):
+                    return lambda: proxy._forward(self)
+                raise AttributeError(name)
+
+        return Handler
