@@ -60,19 +60,32 @@ class GridProgress:
             self.live.start()
 
     def update(self, started: dict[str, float], epochs: dict[str, int]) -> None:
-        self.started, self.epochs = dict(started), dict(epochs)
+        """What changed since the last update: runs started, epochs reached (a run that has
+        already landed is ignored: its last changes can arrive after its result)."""
+        landed = self.landed
+        self.started.update((k, v) for k, v in started.items() if not landed(k))
+        self.epochs.update((k, v) for k, v in epochs.items() if not landed(k))
         if self.live is not None:
             self.live.update(self._render())
         elif time.time() - self.last_heartbeat >= self.heartbeat_s:
             print(self.heartbeat(), file=self.stream, flush=True)
             self.last_heartbeat = time.time()
 
+    def landed(self, run_id: str) -> bool:
+        return run_id in self.done or run_id in self.failed_ids
+
+    def _end(self, run_id: str) -> None:
+        self.started.pop(run_id, None)
+        self.epochs.pop(run_id, None)
+
     def finished(self, run_id: str, text: str) -> None:
         self.done.add(run_id)
+        self._end(run_id)
         self._print(f"{run_id}  {self.runs[run_id][0]}  {text}")
 
     def failed(self, run_id: str, text: str) -> None:
         self.failed_ids.add(run_id)
+        self._end(run_id)
         self._print(f"{run_id}  {self.runs[run_id][0]}  FAILED  {text}")
 
     def close(self) -> None:
@@ -88,8 +101,7 @@ class GridProgress:
 
     @property
     def running(self) -> list[str]:
-        ended = self.done | self.failed_ids
-        return [run_id for run_id in self.started if run_id not in ended and run_id in self.runs]
+        return [run_id for run_id in self.started if run_id in self.runs]
 
     def counts(self) -> dict[str, int]:
         running = len(self.running)
