@@ -95,7 +95,7 @@ class Dispatch:
     alone: set[str] = field(default_factory=set)  # run ids retried alone on a whole GPU
     trainers: list[Any] = field(default_factory=list)  # every trainer started, to stop at the end
     start_args: tuple = ()
-    poll: Any = None  # the progress board's answer in flight (update_progress)
+    poll: Any = None  # the progress board's answer in flight, a future (update_progress)
 
     def start(self, todo, resolved, data_ref, board, train_fn: TrainFn | None) -> None:
         """Queue the runs in the order given (longest first) and start each shape's trainers,
@@ -198,16 +198,17 @@ class Dispatch:
         if board is None:
             return None
         if self.poll is None:
-            self.poll = board.changes.remote()
+            # A future, not ray.wait(timeout=0): that call can swallow a pending Ctrl-C.
+            self.poll = board.changes.remote().future()
         changes: tuple[dict, dict] = ({}, {})
-        if ray.wait([self.poll], timeout=0)[0]:
+        if self.poll.done():
             try:
-                changes = ray.get(self.poll)
+                changes = self.poll.result()
             except ray.exceptions.RayError:
                 print("warning: progress actor lost; runs go on, epochs are no longer shown",
                       file=self.progress.stream)  # fmt: skip
                 return None
-            self.poll = board.changes.remote()
+            self.poll = board.changes.remote().future()
         self.progress.update(*changes)
         return board
 
