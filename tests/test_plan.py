@@ -138,3 +138,36 @@ def test_only_this_invocation_s_invalid_files_are_tidied(tmp_path):
     assert line.startswith(f"warning: {root / 'mine' / 'runs' / 'broken.parquet'}: not a readable")
     assert (root / "other" / "runs" / "broken.parquet").exists()
     assert len(list((root / "mine" / "quarantine").iterdir())) == 1
+
+
+def _label_seconds(tmp_path: Path, lrs: int) -> float:
+    """Seconds per label over a grid of `lrs` x 10 batch sizes x 10 seeds (no training)."""
+    import time
+
+    from fmnist_ray.planning.plan import label
+
+    folder = tmp_path / f"grid{lrs}"
+    folder.mkdir()
+    lr = ", ".join(f"{0.001 * (i + 1):.4f}" for i in range(lrs))
+    sizes = ", ".join(str(16 * (i + 1)) for i in range(10))
+    seeds = list(range(10))
+    write(folder, "big", f"seeds = {seeds}\n[base]\nmodel = \"fc\"\nepochs = 1\n"
+                         f"[grid]\nlr = [{lr}]\nbatch_size = [{sizes}]\n")  # fmt: skip
+    plan = make_plan(load_experiments([folder]), tmp_path / f"results{lrs}")
+    assert len(plan.runs) == lrs * 100
+    sample = plan.runs[:: len(plan.runs) // 200]
+    best = float("inf")
+    for _ in range(5):  # the min of a few repeats: robust on a loaded machine
+        start = time.perf_counter()
+        labels = [label(plan, run) for run in sample]
+        best = min(best, (time.perf_counter() - start) / len(sample))
+    assert labels[1].startswith("big: ") and {"lr", "batch_size", "seed"} <= {
+        part.split("=")[0] for part in labels[1].split(": ")[1].split()
+    }
+    return best
+
+
+def test_a_label_costs_the_same_at_1000_and_10000_planned_runs(tmp_path):
+    small, large = _label_seconds(tmp_path, 10), _label_seconds(tmp_path, 100)
+    print(f"label: {small * 1e6:.1f} us a run at 1,000 runs, {large * 1e6:.1f} us at 10,000")
+    assert large < 2 * small + 20e-6, (small, large)

@@ -61,6 +61,11 @@ class Plan:
     longest_first: bool = True  # False keeps file order (benchmarks/bench_order.py compares)
     corrupt: list[tuple[Location, str]] = field(default_factory=list)  # invalid files, why
     resources: dict[str, Resources] = field(default_factory=dict)  # per run, by experiment
+    # What a label needs from the whole grid, once at plan time: each experiment's axes by name.
+    axes: dict[str, list[str]] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.axes = {exp.name: [*exp.axes, SEED_FIELD] for exp in self.experiments}
 
     @property
     def planned(self) -> int:
@@ -165,10 +170,9 @@ def run_devices(plan: Plan, experiment: Experiment) -> list[str]:
 
 
 def label(plan: Plan, run: PlannedRun) -> str:
-    """`experiment: axis=value ... seed=N`, by the first experiment that contains the run."""
-    exp = next(e for e in plan.experiments if e.name == run.experiments[0])
-    values = " ".join(
-        f"{name}={format_value(getattr(run.config, name))}" for name in [*exp.axes, SEED_FIELD]
-    )
+    """`experiment: axis=value ... seed=N`, by the first experiment that contains the run; the
+    same cost per run at any grid size (the axes come from the plan)."""
+    name = run.experiments[0]
+    values = " ".join(f"{f}={format_value(getattr(run.config, f))}" for f in plan.axes[name])
     more = f" (+{len(run.experiments) - 1} more)" if len(run.experiments) > 1 else ""
-    return f"{exp.name}{more}: {values}"
+    return f"{name}{more}: {values}"

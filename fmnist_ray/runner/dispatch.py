@@ -95,6 +95,7 @@ class Dispatch:
     alone: set[str] = field(default_factory=set)  # run ids retried alone on a whole GPU
     trainers: list[Any] = field(default_factory=list)  # every trainer started, to stop at the end
     start_args: tuple = ()
+    poll: Any = None  # the progress board's answer in flight, a future (update_progress)
 
     def start(self, todo, resolved, data_ref, board, train_fn: TrainFn | None) -> None:
         """Queue the runs in the order given (longest first) and start each shape's trainers,
@@ -191,16 +192,25 @@ class Dispatch:
             self.feed(self.new_trainer(shape), shape)
 
     def update_progress(self, board):
-        """Poll the progress actor; if it died, go on without live epochs (never stop)."""
+        """Take the progress actor's changes if its answer is in (one request in flight, never
+        waited on: a slow board only delays what is shown); if it died, go on without live
+        epochs (never stop)."""
         if board is None:
             return None
-        try:
-            self.progress.update(*ray.get(board.snapshot.remote(), timeout=10))
-            return board
-        except ray.exceptions.RayError:
-            print("warning: progress actor lost; runs go on, epochs are no longer shown",
-                  file=self.progress.stream)  # fmt: skip
-            return None
+        if self.poll is None:
+            # A future, not ray.wait(timeout=0): that call can swallow a pending Ctrl-C.
+            self.poll = board.changes.remote().future()
+        changes: tuple[dict, dict] = ({}, {})
+        if self.poll.done():
+            try:
+                changes = self.poll.result()
+            except ray.exceptions.RayError:
+                print("warning: progress actor lost; runs go on, epochs are no longer shown",
+                      file=self.progress.stream)  # fmt: skip
+                return None
+            self.poll = board.changes.remote().future()
+        self.progress.update(*changes)
+        return board
 
     def wind_down(self, stream: TextIO, why: str) -> None:
         """Save every run that has finished (collected or not), cancel the rest (in flight or

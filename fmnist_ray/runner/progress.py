@@ -1,12 +1,16 @@
 """Progress of a whole grid: on a terminal or in a notebook, a live `rich` display (an overall
-bar with done, running, pending and failed counts and an ETA, one line per running run at epoch
-k/N, finished runs printed above); in a log or a Ray Job, plain heartbeat lines."""
+bar with done, running, pending and failed counts and an ETA, a few lines for the longest- and
+most-recently-running runs and the last failures, finished runs printed above); in a log or a
+Ray Job, plain heartbeat lines. Its cost per update and per landing is the same at 16 runs in
+flight as at 1,000: counts and work done are kept as runs move, never summed over the grid."""
 
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import sys
 import time
+from collections import deque
 from typing import TextIO
 
 from rich.console import Console, Group
@@ -16,6 +20,9 @@ from rich.table import Table
 from rich.text import Text
 
 HEARTBEAT_S = 30.0  # a log gets one status line this often, not a flood
+OLDEST_ROWS = 4  # running runs shown: the longest running (the slowest) ...
+RECENT_ROWS = 4  # ... and the most recently started
+FAILURE_ROWS = 3  # the last failures
 
 
 def live_console(stream: TextIO) -> Console | None:
@@ -53,6 +60,10 @@ class GridProgress:
         self.epochs: dict[str, int] = {}
         self.done: set[str] = set()
         self.failed_ids: set[str] = set()
+        self.recent_failures: deque[str] = deque(maxlen=FAILURE_ROWS)
+        self.total_cost = sum(cost for _, _, cost in runs.values()) or 1.0
+        self.work_landed = 0.0  # estimated seconds of the runs that landed
+        self.work_running = 0.0  # ... and of the epochs done by runs in flight
         self.live: Live | None = None
         console = live_console(stream)
         if console is not None:
@@ -60,19 +71,48 @@ class GridProgress:
             self.live.start()
 
     def update(self, started: dict[str, float], epochs: dict[str, int]) -> None:
-        self.started, self.epochs = dict(started), dict(epochs)
+        """What changed since the last update: runs started, epochs reached (a run that has
+        already landed is ignored: its last changes can arrive after its result)."""
+        for run_id, at in started.items():
+            if run_id in self.runs and not self.landed(run_id):
+                self.started.pop(run_id, None)  # a retried run moves to the newest
+                self.started[run_id] = at
+        for run_id, epoch in epochs.items():
+            if run_id in self.started:
+                self._set_epoch(run_id, epoch)
         if self.live is not None:
             self.live.update(self._render())
         elif time.time() - self.last_heartbeat >= self.heartbeat_s:
             print(self.heartbeat(), file=self.stream, flush=True)
             self.last_heartbeat = time.time()
 
+    def landed(self, run_id: str) -> bool:
+        return run_id in self.done or run_id in self.failed_ids
+
+    def _set_epoch(self, run_id: str, epoch: int) -> None:
+        _, epochs, cost = self.runs[run_id]
+        before = min(self.epochs.get(run_id, 0), epochs)
+        self.epochs[run_id] = epoch
+        self.work_running += cost * (min(epoch, epochs) - before) / epochs
+
+    def _end(self, run_id: str) -> None:
+        if self.landed(run_id):
+            return
+        if run_id in self.epochs:
+            self._set_epoch(run_id, 0)
+            del self.epochs[run_id]
+        self.started.pop(run_id, None)
+        self.work_landed += self.runs[run_id][2]
+
     def finished(self, run_id: str, text: str) -> None:
+        self._end(run_id)
         self.done.add(run_id)
         self._print(f"{run_id}  {self.runs[run_id][0]}  {text}")
 
     def failed(self, run_id: str, text: str) -> None:
+        self._end(run_id)
         self.failed_ids.add(run_id)
+        self.recent_failures.append(f"FAILED {self.runs[run_id][0]}: {text}")
         self._print(f"{run_id}  {self.runs[run_id][0]}  FAILED  {text}")
 
     def close(self) -> None:
@@ -88,11 +128,17 @@ class GridProgress:
 
     @property
     def running(self) -> list[str]:
-        ended = self.done | self.failed_ids
-        return [run_id for run_id in self.started if run_id not in ended and run_id in self.runs]
+        return list(self.started)
+
+    def shown_running(self) -> list[str]:
+        """The runs a display lists: the longest running, then the most recently started."""
+        oldest = list(itertools.islice(self.started, OLDEST_ROWS))
+        newest = [r for r in itertools.islice(reversed(self.started), RECENT_ROWS)
+                  if r not in oldest]  # fmt: skip
+        return oldest + newest[::-1]
 
     def counts(self) -> dict[str, int]:
-        running = len(self.running)
+        running = len(self.started)
         ended = len(self.done) + len(self.failed_ids)
         return {
             "done": len(self.done),
@@ -103,14 +149,7 @@ class GridProgress:
 
     def fraction(self) -> float:
         """Share of the estimated work that is done, counting running runs by their epochs."""
-        total = sum(cost for _, _, cost in self.runs.values()) or 1.0
-        work = 0.0
-        for run_id, (_, epochs, cost) in self.runs.items():
-            if run_id in self.done or run_id in self.failed_ids:
-                work += cost
-            elif run_id in self.started:
-                work += cost * min(self.epochs.get(run_id, 0), epochs) / epochs
-        return work / total
+        return min(1.0, (self.work_landed + self.work_running) / self.total_cost)
 
     def eta(self) -> str:
         fraction, elapsed = self.fraction(), time.time() - self.start
@@ -120,8 +159,10 @@ class GridProgress:
         counts = ", ".join(f"{n} {name}" for name, n in self.counts().items())
         running = "; ".join(
             f"{self.runs[r][0]} epoch {self.epochs.get(r, 0)}/{self.runs[r][1]}"
-            for r in self.running
+            for r in self.shown_running()
         )
+        hidden = len(self.started) - len(self.shown_running())
+        running += f"; and {hidden} more" if hidden > 0 else ""
         return (
             f"[{counts}] {self.fraction():.0%} of the work, elapsed "
             f"{clock(time.time() - self.start)}, ETA {self.eta()}"
@@ -140,7 +181,7 @@ class GridProgress:
             ),
         )
         lines = Table.grid(padding=(0, 1))
-        for run_id in self.running:
+        for run_id in self.shown_running():
             label, epochs, _ = self.runs[run_id]
             epoch = self.epochs.get(run_id, 0)
             lines.add_row(
@@ -148,4 +189,10 @@ class GridProgress:
                 Text(f"epoch {epoch}/{epochs}"),
                 Text(label, overflow="ellipsis", no_wrap=True),
             )
+        hidden = len(self.started) - lines.row_count
+        if hidden > 0:
+            lines.add_row(Text(""), Text(""), Text(f"... and {hidden} more running"))
+        for failure in self.recent_failures:
+            lines.add_row(Text(""), Text(""), Text(failure, style="red", overflow="ellipsis",
+                                                   no_wrap=True))  # fmt: skip
         return Group(head, lines)

@@ -31,17 +31,21 @@ BROKEN_CONTEXT_EXIT = 70
 @ray.remote(num_cpus=0)
 class ProgressBoard:
     """Trainers report here when a run starts, after each epoch and when it ends; the driver
-    polls it. It also counts the runs training on each GPU at once, the most each run saw."""
+    polls it for what changed since its last poll (`changes`), so a poll's size follows the
+    runs that moved, never the grid. A run that ends is pruned. It also counts the runs
+    training on each GPU at once, the most each run saw."""
 
     def __init__(self) -> None:
-        self.started: dict[str, float] = {}
+        self.started: dict[str, float] = {}  # runs training now
         self.epochs: dict[str, int] = {}
+        self.fresh_started: dict[str, float] = {}  # since the driver's last poll
+        self.fresh_epochs: dict[str, int] = {}
         self.gpu_of: dict[str, str] = {}  # run id -> the GPU it trains on
         self.on_gpu: dict[str, set[str]] = {}  # GPU -> run ids training there now
         self.most: dict[str, int] = {}  # run id -> the most runs its GPU held while it trained
 
     def start(self, run_id: str, gpu: str | None = None) -> None:
-        self.started[run_id] = time.time()
+        self.started[run_id] = self.fresh_started[run_id] = time.time()
         if gpu is not None:
             self.gpu_of[run_id] = gpu
             here = self.on_gpu.setdefault(gpu, set())
@@ -50,18 +54,27 @@ class ProgressBoard:
                 self.most[other] = max(self.most.get(other, 0), len(here))
 
     def epoch(self, run_id: str, epoch: int) -> None:
-        self.epochs[run_id] = epoch
+        self.epochs[run_id] = self.fresh_epochs[run_id] = epoch
 
     def end(self, run_id: str) -> int | None:
         """The run left its GPU (finished, failed, or its trainer died): how many runs, itself
         included, trained there at most at once; None for a run on the CPU."""
+        for table in (self.started, self.epochs, self.fresh_started, self.fresh_epochs):
+            table.pop(run_id, None)
         gpu = self.gpu_of.pop(run_id, None)
         if gpu is None:
             return None
         self.on_gpu[gpu].discard(run_id)
         return self.most.pop(run_id, None)
 
+    def changes(self) -> tuple[dict[str, float], dict[str, int]]:
+        """Runs started and epochs reached since the last call (one poller: the driver)."""
+        started, epochs = self.fresh_started, self.fresh_epochs
+        self.fresh_started, self.fresh_epochs = {}, {}
+        return started, epochs
+
     def snapshot(self) -> tuple[dict[str, float], dict[str, int]]:
+        """The runs training now: when each started, and its last epoch."""
         return self.started, self.epochs
 
 

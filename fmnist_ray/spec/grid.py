@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import tomllib
 from dataclasses import dataclass, field
@@ -43,9 +44,10 @@ class Experiment:
     resources: Resources
     runs: tuple[RunConfig, ...] = field(default=())
 
-    @property
+    @functools.cached_property
     def axes(self) -> list[str]:
-        """Config fields that take more than one value across the runs (seed excluded)."""
+        """Config fields that take more than one value across the runs (seed excluded); computed
+        once per experiment (it reads every run), so a label per run costs the same at any size."""
         return varying_fields(cfg.model_dump() for cfg in self.runs)
 
     @property
