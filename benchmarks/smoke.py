@@ -26,6 +26,7 @@ BENCHMARKS = {
     "bench_gpu_step": True,
     "bench_grid": True,
     "bench_order": True,
+    "bench_scale": False,
     "bench_throughput": True,
     "calibrate_cost": True,
     "compare_devices": False,
