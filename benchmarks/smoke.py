@@ -28,6 +28,7 @@ BENCHMARKS = {
     "bench_order": True,
     "bench_sequential": False,
     "bench_store": False,
+    "bench_scale": False,
     "bench_throughput": True,
     "calibrate_cost": True,
     "compare_devices": False,
