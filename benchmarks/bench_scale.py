@@ -24,15 +24,15 @@ import ray
 from fmnist_ray.planning.plan import make_plan
 from fmnist_ray.runner.driver import run_grid
 from fmnist_ray.spec.grid import load_experiments
+from fmnist_ray.spec.result import RunResult
 from fmnist_ray.store.results import read_metadata, run_span
 from fmnist_ray.store.tree import read_tree
 from fmnist_ray.training.data import FashionMNIST
-from fmnist_ray.training.train import RunOutcome
 
 SECONDS = 0.2  # each run's length (set by main)
 
 
-def sleeper(cfg, data, device, on_epoch=None) -> RunOutcome:
+def sleeper(cfg, data, device, on_epoch=None) -> RunResult:
     """A run of SECONDS: one epoch reported, as training would."""
     start = time.time()
     time.sleep(SECONDS)
@@ -40,7 +40,7 @@ def sleeper(cfg, data, device, on_epoch=None) -> RunOutcome:
            "last_lr": cfg.lr, "seconds": time.time() - start, "images_per_s": 1.0}  # fmt: skip
     if on_epoch is not None:
         on_epoch(row)
-    return RunOutcome(history=[row])
+    return RunResult(history=[row])
 
 
 def blank_data() -> FashionMNIST:
@@ -68,7 +68,7 @@ def fmnist_ray_way(runs: int, work: Path) -> dict:
     cpu, start = time.process_time(), time.time()
     outcome = run_grid(plan, blank_data(), train_fn=sleeper, stream=open("/dev/null", "w"))
     end, cpu = time.time(), time.process_time() - cpu
-    assert outcome.exit_code == 0 and len(outcome.finished) == runs, outcome
+    assert outcome.exit_code == 0 and len(outcome.trained) == runs, outcome
     spans = []
     for path in read_tree([plan.root]).by_id().values():
         started, ended = run_span(read_metadata(path[0]))

@@ -62,13 +62,13 @@ def main() -> None:
     for i in range(args.runs):
         cfg = RunConfig(epochs=args.epochs, seed=i, **CONFIGS[i % len(CONFIGS)])
         start = time.perf_counter()
-        outcome = bench.train(cfg)
+        step = bench.train(cfg).metadata["training_step"]
         gpu_used = used(bench.device)
         reserved = torch.cuda.memory_reserved() if cuda else 0
-        rows.append(dict(run=i, step=outcome.step, seconds=time.perf_counter() - start,
+        rows.append(dict(run=i, step=step, seconds=time.perf_counter() - start,
                          used_mib=gpu_used / MIB, reserved_mib=reserved / MIB))  # fmt: skip
         print(
-            f"run {i:2d} {cfg.describe():60.60s} {outcome.step:12.12s} "
+            f"run {i:2d} {cfg.describe():60.60s} {step:12.12s} "
             f"{rows[-1]['seconds']:5.2f} s  GPU used {gpu_used / MIB:8.1f} MiB  "
             f"reserved {reserved / MIB:8.1f} MiB",
             flush=True,

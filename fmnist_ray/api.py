@@ -235,7 +235,7 @@ def _train_plan(
     the_plan: Plan, ray_options: dict, data_dir, download: bool, retries: int, say: _Printer
 ) -> RunOutcome:
     """Quarantine and file what exists, then train the rest on Ray and sum it up."""
-    from .outcome import run_outcome
+    from .outcome import outcome_of
     from .planning.plan import prepare
 
     for line in prepare(the_plan):
@@ -244,7 +244,7 @@ def _train_plan(
     if not the_plan.todo:
         say(f"nothing to train: all {len(the_plan.runs)} runs of {names} are done in "
             f"{the_plan.root} (--force retrains them)")  # fmt: skip
-        return run_outcome(the_plan, None)
+        return outcome_of(the_plan, [])
 
     from .training.data import load_fashion_mnist
 
@@ -260,16 +260,16 @@ def _train_plan(
     try:
         cluster = runner.ray.cluster_resources()
         say(f"Ray: {cluster.get('CPU', 0):g} CPUs, {cluster.get('GPU', 0):g} GPUs")
-        grid = runner.run_grid(the_plan, data, stream=say.stream, max_retries=retries)
+        outcome = runner.run_grid(the_plan, data, stream=say.stream, max_retries=retries)
     finally:
         runner.shutdown(started_here)
     from .console import grid_summary
 
-    out, err = grid_summary(the_plan, grid)
+    out, err = grid_summary(the_plan, outcome)
     say(out)
     for line in err:
         say(line, err=True)
-    return run_outcome(the_plan, grid)
+    return outcome
 
 
 def load(root: str | os.PathLike, experiments: Paths | None = None) -> pa.Table:

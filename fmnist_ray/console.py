@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .outcome import interrupted_message
-from .planning.plan import Plan, PlannedRun, label, run_devices
+from .outcome import RunOutcome, interrupted_message
+from .planning.plan import Plan, PlannedRun, run_devices
 from .planning.sizing import MOST_RUNS_PER_GPU
 from .runner.progress import clock
 from .spec.config import SEED_FIELD, format_value
@@ -120,27 +120,29 @@ def run_table(plan: Plan, exp: Experiment) -> str:
     ])  # fmt: skip
 
 
-def grid_summary(plan: Plan, outcome) -> tuple[str, list[str]]:
+def grid_summary(plan: Plan, outcome: RunOutcome) -> tuple[str, list[str]]:
     """(the table of what this invocation trained and a line of counts, lines for stderr)."""
+    order = {run.run_id: i for i, run in enumerate(plan.runs)}
     rows = []
-    for item in sorted(outcome.finished, key=lambda item: plan.runs.index(item.run)):
-        rows.append([item.run.run_id, label(plan, item.run), item.status,
+    for item in sorted(outcome.trained, key=lambda item: order[item.run_id]):
+        rows.append([item.run_id, item.label, item.status,
                      f"{item.final[HEADLINE.name]:.4f}", f"{item.seconds:.0f}"])  # fmt: skip
     for item in outcome.failed:
-        rows.append([item.run.run_id, label(plan, item.run), "FAILED", "-", "-"])
+        rows.append([item.run_id, item.label, "FAILED", "-", "-"])
     table = format_table(["run_id", "run", "status", HEADLINE.name, "seconds"], rows)
     counts = (
-        f"{len(outcome.finished)} trained, {outcome.skipped} already done, "
+        f"{len(outcome.trained)} trained, {len(outcome.reused)} already done, "
         f"{len(outcome.failed)} failed"
-        + (f", {outcome.cancelled} cancelled" if outcome.cancelled else "")
-        + (f", {len(outcome.lost)} not saved" if outcome.lost else "")
+        + (f", {len(outcome.cancelled)} cancelled" if outcome.cancelled else "")
+        + (f", {len(outcome.not_saved)} not saved" if outcome.not_saved else "")
         + f" -> {plan.root}"
     )
-    err = [f"failed: {item.run.run_id}: {item.error} (details: {item.path})"
+    err = [f"failed: {item.run_id}: {item.error} (details: "
+           f"{item.paths[0] if item.paths else 'not recorded'})"
            for item in outcome.failed]  # fmt: skip
-    err += [f"not saved: {lost.run_id}: {lost.reason}; its history is kept at {lost.kept_at}"
-            for lost in outcome.lost]  # fmt: skip
-    if outcome.lost:
+    err += [f"not saved: {item.run_id}: {item.error}; its history is kept at {item.paths[0]}"
+            for item in outcome.not_saved]  # fmt: skip
+    if outcome.not_saved:
         err.append("stopped: the results destination is failing; pending runs were cancelled. "
                    "Fix it and run the same command to resume.")  # fmt: skip
     if outcome.interrupted:

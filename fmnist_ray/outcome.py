@@ -1,6 +1,7 @@
-"""What the Python API hands back: a plan with the text `fmnist-ray plan` prints, and what a grid
-did (runs trained, reused, failed, each with its files), inside `GridInterrupted` when a signal
-stopped it. Plain dataclasses: importing them loads no pyarrow, torch or ray."""
+"""What a grid did, run by run: the runner makes one `RunRecord` for each run it ends (trained,
+failed, not saved) and `outcome_of` sums them with the plan into the `RunOutcome` that `run`
+hands back (inside `GridInterrupted` when a signal stopped it); and `PlanView`, a plan with the
+text `fmnist-ray plan` prints. Plain dataclasses: importing them loads no pyarrow, torch or ray."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .planning.plan import Plan, PlannedRun
-    from .runner.dispatch import GridOutcome
     from .spec.config import RunConfig
 
 
@@ -48,6 +48,8 @@ class RunRecord:
     paths: tuple[str, ...] = ()
     error: str | None = None
     final: dict[str, float] | None = None  # the last epoch's metrics, of a run trained here
+    seconds: float | None = None  # of training, summed over epochs, of a run trained here
+    metadata: dict[str, Any] | None = None  # as stored with a run trained here
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,10 @@ class RunOutcome:
     def ok(self) -> bool:
         return self.exit_code == 0
 
+    @property
+    def interrupted(self) -> bool:
+        return self.signal is not None
+
 
 class GridInterrupted(KeyboardInterrupt):
     """Ctrl-C (or SIGTERM, SIGHUP) stopped `run`: pending runs were cancelled and every finished
@@ -77,33 +83,31 @@ class GridInterrupted(KeyboardInterrupt):
         super().__init__(interrupted_message(outcome.signal or signal.SIGINT))
 
 
-def run_outcome(plan: Plan, grid: GridOutcome | None) -> RunOutcome:
-    """The outcome of `plan`'s grid (None: nothing was trained), run by run."""
+def record(plan: Plan, run: PlannedRun, status: str, paths: Any = None, **more: Any) -> RunRecord:
+    """`run`'s record; `paths` by default: its result file in every experiment that holds it."""
     from .planning.plan import label
     from .store.results import run_path
 
-    def record(run: PlannedRun, status: str, paths: Any = None, **more: Any) -> RunRecord:
-        if paths is None:  # its result file in every experiment that holds it
-            paths = [run_path(plan.folder(name), run.run_id) for name in run.experiments]
-        shown = tuple(str(path) for path in paths)
-        return RunRecord(run.run_id, label(plan, run), run.config, status, shown, **more)
+    if paths is None:
+        paths = [run_path(plan.folder(name), run.run_id) for name in run.experiments]
+    shown = tuple(str(path) for path in paths)
+    return RunRecord(run.run_id, label(plan, run), run.config, status, shown, **more)
 
-    by_id = {run.run_id: run for run in plan.runs}
+
+def outcome_of(plan: Plan, ended: list[RunRecord], signal: int | None = None) -> RunOutcome:
+    """The outcome of `plan`'s grid from the records of the runs it ended (none: nothing was
+    trained); the plan's other runs were done before (reused) or cancelled. Exit code: 128 +
+    the signal when one stopped the grid, 1 when a run failed or was not saved, else 0."""
     todo = {run.run_id for run in plan.todo}
-    reused = tuple(record(run, "done") for run in plan.runs if run.run_id not in todo)
-    if grid is None:
-        return RunOutcome(str(plan.root), (), reused, (), (), (), None, 0)
-    trained = tuple(record(item.run, item.status, final=item.final) for item in grid.finished)
-    failed = tuple(
-        record(item.run, "failed", [] if isinstance(item.path, str) else [item.path],
-               error=item.error)
-        for item in grid.failed
-    )  # fmt: skip
-    not_saved = tuple(
-        record(by_id[lost.run_id], "not saved", [lost.kept_at], error=lost.reason)
-        for lost in grid.lost
-    )
-    ended = {item.run_id for item in trained + failed + not_saved}
-    cancelled = tuple(record(run, "cancelled", []) for run in plan.todo if run.run_id not in ended)
-    return RunOutcome(str(plan.root), trained, reused, failed, not_saved, cancelled, grid.signal,
-                      grid.exit_code)  # fmt: skip
+    reused = tuple(record(plan, run, "done") for run in plan.runs if run.run_id not in todo)
+    by_status: dict[str, list[RunRecord]] = {"failed": [], "not saved": []}
+    trained = []
+    for item in ended:
+        (by_status[item.status] if item.status in by_status else trained).append(item)
+    seen = {item.run_id for item in ended}
+    cancelled = tuple(record(plan, run, "cancelled", []) for run in plan.todo
+                      if run.run_id not in seen)  # fmt: skip
+    failed, not_saved = tuple(by_status["failed"]), tuple(by_status["not saved"])
+    code = 128 + signal if signal is not None else 1 if failed or not_saved else 0
+    return RunOutcome(str(plan.root), tuple(trained), reused, failed, not_saved, cancelled,
+                      signal, code)  # fmt: skip

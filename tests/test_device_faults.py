@@ -295,7 +295,7 @@ def test_a_broken_context_ends_its_trainer_and_the_run_is_retried_in_a_fresh_one
     assert pids[1][0] != pids[1][1]  # the retry ran in a fresh process
     assert len(pids[2]) == 2  # max_retries=1: two attempts, each in its own process
     assert len(set(pids[2])) == 2
-    assert sorted(item.run.config.seed for item in outcome.finished) == [0, 1]
+    assert sorted(item.config.seed for item in outcome.trained) == [0, 1]
     [failure] = read_failures(folder)
     assert failure["config"]["seed"] == 2
     assert failure["attempts"] == 2
@@ -319,7 +319,7 @@ def test_a_trainer_that_cannot_start_is_stopped_and_its_run_goes_to_a_whole_gpu(
     text = 'seeds = [0, 1, 2]\n[base]\nmodel = "fc"\nepochs = 1\n[resources]\ngpus = 0.5\n'
     outcome, printed, folder = grid(tmp_path, small.subset(500, 100), text,
                                     functools.partial(cannot_start_once, log))  # fmt: skip
-    assert outcome.exit_code == 0 and len(outcome.finished) == 3, printed
+    assert outcome.exit_code == 0 and len(outcome.trained) == 3, printed
     refused = int((tmp_path / "refused").read_text())
     attempts = [json.loads(line) for p in log.iterdir() for line in p.read_text().splitlines()]
     assert [a["pid"] for a in attempts].count(refused) == 1  # it trained nothing more

@@ -31,12 +31,12 @@ epochs = 1
 [grid]
 optimizer = ["adam", "sgd"]
 """
-GPU = {"device": "cuda:0", "device_name": "NVIDIA H200", "step": "cuda_graph"}
+GPU = {"device": "cuda:0", "device_name": "NVIDIA H200", "training_step": "cuda_graph"}
 
 
 @pytest.fixture(scope="module")
 def trained(small):
-    """The experiment's 4 runs, trained for real on the CPU: (experiment, {run id: outcome})."""
+    """The experiment's 4 runs, trained for real on the CPU: (experiment, {run id: (config, result)})."""
     folder = Path(__file__).parent  # any path: only the file's name (the experiment) matters
     exp = load_experiment(folder / "devices.toml", text=EXPERIMENT)
     data = small.subset(500, 100)
@@ -45,15 +45,15 @@ def trained(small):
 
 def write_results(root: Path, trained, on_gpu) -> Path:
     """The runs under root/devices/, those with optimizer `on_gpu` written as GPU runs."""
-    exp, outcomes = trained
+    exp, results = trained
     folder = root / exp.name
     folder.mkdir(parents=True)
     (folder / "experiment.toml").write_text(EXPERIMENT)
-    for cfg, outcome in outcomes.values():
+    for cfg, result in results.values():
         if cfg.optimizer == on_gpu:
-            outcome = dataclasses.replace(outcome, **GPU)
-        meta = run_metadata(outcome, "2026-01-01T00:00:00.000+00:00", None)
-        write_run(folder, history_table(cfg, outcome.history, outcome.status, exp.name, meta))
+            result = dataclasses.replace(result, metadata=result.metadata | GPU)
+        meta = run_metadata(result.metadata, "2026-01-01T00:00:00.000+00:00", None)
+        write_run(folder, history_table(cfg, result.history, result.status, exp.name, meta))
     return folder
 
 

@@ -313,7 +313,7 @@ def test_a_killed_worker_is_retried_and_lands_once(tmp_path, local_ray, small):
     plan = make_plan(load_experiments([experiment_file(tmp_path, seeds=(0,))]), tmp_path / "r")
     outcome = run_grid(plan, small, train_fn=dies_once, stream=io.StringIO(), max_retries=2)
     assert outcome.exit_code == 0
-    assert len(outcome.finished) == 1
+    assert len(outcome.trained) == 1
     killed, trained = attempts(log)  # two trainings: the killed one, then exactly one more
     assert killed["pid"] != trained["pid"]
     assert killed["at"] < trained["at"]
@@ -388,7 +388,7 @@ def test_a_node_removed_mid_grid_loses_and_duplicates_nothing(tmp_path, small):
         ray.shutdown()
         cluster.shutdown()
     assert outcome.exit_code == 0, outcome.failed
-    assert len(outcome.finished) == 4, outcome.failed
+    assert len(outcome.trained) == 4, outcome.failed
     events = attempts(log)
     ended = [a["run"] for a in events if a["what"] == "end"]
     assert sorted(ended) == sorted(run.run_id for run in plan.runs)  # each trained to the end once
@@ -419,8 +419,8 @@ def test_ctrl_c_writes_runs_that_finished_but_were_not_collected(
     plan = make_plan(load_experiments([experiment_file(tmp_path, seeds=(0, 1, 2))]), tmp_path / "r")
     outcome = run_grid(plan, small, stream=io.StringIO())
     assert outcome.exit_code == 130
-    assert outcome.cancelled == 0
-    assert len(outcome.finished) == 3
+    assert outcome.cancelled == ()
+    assert len(outcome.trained) == 3
     assert len(results_of(tmp_path / "r" / "exp")) == 3
 
 
@@ -443,10 +443,10 @@ def test_ctrl_c_while_a_run_is_being_written_still_writes_it(
     outcome = run_grid(plan, small, stream=io.StringIO())
     [interrupted] = calls
     assert outcome.exit_code == 130
-    assert len(outcome.finished) + outcome.cancelled == 2
+    assert len(outcome.trained) + len(outcome.cancelled) == 2
     written = [path.stem for path in results_of(tmp_path / "r" / "exp")]
     assert interrupted in written
-    assert len(written) == len(outcome.finished)
+    assert len(written) == len(outcome.trained)
 
 
 def test_a_dead_progress_actor_never_stops_the_grid(tmp_path, local_ray, small):
@@ -462,7 +462,7 @@ def test_a_dead_progress_actor_never_stops_the_grid(tmp_path, local_ray, small):
     plan = make_plan(load_experiments([experiment_file(tmp_path, seeds=(0, 1))]), tmp_path / "r")
     outcome = run_grid(plan, small, train_fn=kills_progress, stream=out)
     assert outcome.exit_code == 0
-    assert len(outcome.finished) == 2
+    assert len(outcome.trained) == 2
     assert "progress actor lost" in out.getvalue()
 
 
@@ -513,15 +513,15 @@ def test_a_destination_failing_mid_grid_spills_and_stops(
         server.kill()
         server.wait()
     assert outcome.exit_code == 1
-    assert len(outcome.finished) == 1
-    assert outcome.cancelled == 1
+    assert len(outcome.trained) == 1
+    assert len(outcome.cancelled) == 1
     assert len(tries) == 1 + collect.WRITE_ATTEMPTS  # seed 0 once; seed 1 every attempt
-    [lost] = outcome.lost
+    [lost] = outcome.not_saved
     assert lost.run_id == RunConfig(model="fc", epochs=1, seed=1).run_id
-    spilled = pq.read_table(lost.kept_at)
-    assert lost.kept_at == str(SPILL_DIR / f"{lost.run_id}.parquet")
+    spilled = pq.read_table(lost.paths[0])
+    assert lost.paths[0] == str(SPILL_DIR / f"{lost.run_id}.parquet")
     assert spilled.num_rows == 1
-    Path(lost.kept_at).unlink()
+    Path(lost.paths[0]).unlink()
 
 
 def test_retries_option_is_checked(tmp_path):

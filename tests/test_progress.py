@@ -51,7 +51,7 @@ def test_a_slow_board_never_blocks_the_driver_nor_turns_progress_off(local_ray):
     board = SlowBoard.remote(3.0)
     out = io.StringIO()
     progress = GridProgress({"a": ("exp: seed=0", 2, 1.0)}, out)
-    grid = Dispatch(None, None, None, 0, progress)
+    grid = Dispatch(None, None, 0, progress)
     deadline = time.time() + 60
     while "a" not in progress.started and time.time() < deadline:
         start = time.perf_counter()

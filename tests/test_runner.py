@@ -59,7 +59,7 @@ def test_fractional_gpus_pack_two_runs_per_gpu(tmp_path, local_ray, fmnist):
     outcome = train_grid([exp], fmnist.subset(6000, 1000), tmp_path / "results",
                          resources=dict(gpus=0.5, cpus=1), stream=io.StringIO())  # fmt: skip
     assert outcome.exit_code == 0
-    assert len(outcome.finished) == 8
+    assert len(outcome.trained) == 8
     runs = intervals(tmp_path / "results" / "exp")
     assert len(runs) == 8
     for _, meta in runs:
@@ -82,8 +82,8 @@ def test_resume_trains_only_what_is_missing(tmp_path, local_ray, small):
     exp = experiment(tmp_path, base='model = "fc"\nepochs = 1', seeds=(0, 1, 2))
     results = tmp_path / "results"
     first = train_grid([exp], small, results, resources=dict(cpus=1), stream=io.StringIO())
-    assert len(first.finished) == 3
-    assert first.skipped == 0
+    assert len(first.trained) == 3
+    assert first.reused == ()
     folder = results / exp.name
     assert (folder / "experiment.toml").read_text() == exp.path.read_text()
     assert (folder / "environment.json").exists()
@@ -91,19 +91,19 @@ def test_resume_trains_only_what_is_missing(tmp_path, local_ray, small):
     victim = Path(run_path(folder, exp.runs[1].run_id).path)
     victim.unlink()
     second = train_grid([exp], small, results, resources=dict(cpus=1), stream=io.StringIO())
-    assert [item.run.config.run_id for item in second.finished] == [exp.runs[1].run_id]
-    assert second.skipped == 2
+    assert [item.run_id for item in second.trained] == [exp.runs[1].run_id]
+    assert len(second.reused) == 2
     assert victim.exists()
     for path, mtime in kept.items():
         if path != victim:
             assert path.stat().st_mtime_ns == mtime
     third = train_grid([exp], small, results, resources=dict(cpus=1), stream=io.StringIO())
-    assert third.finished == []
-    assert third.skipped == 3
+    assert third.trained == ()
+    assert len(third.reused) == 3
     forced = train_grid(
         [exp], small, results, resources=dict(cpus=1), force=True, stream=io.StringIO()
     )
-    assert len(forced.finished) == 3
+    assert len(forced.trained) == 3
     table = read_results([results])
     assert table.num_rows == 3
     assert set(table.column("run_id").to_pylist()) == done_run_ids(folder)
@@ -124,7 +124,7 @@ def test_a_failing_run_never_stops_the_others(tmp_path, local_ray, small):
     outcome = train_grid([exp], small, tmp_path / "r", resources=dict(cpus=1), train_fn=flaky,
                        stream=out, max_retries=0)  # fmt: skip
     assert outcome.exit_code == 1
-    assert sorted(item.run.config.seed for item in outcome.finished) == [0, 3]
+    assert sorted(item.config.seed for item in outcome.trained) == [0, 3]
     failures = {f["config"]["seed"]: f for f in read_failures(tmp_path / "r" / "exp")}
     assert set(failures) == {1, 2}
     assert "injected failure for seed 1" in failures[1]["error"]
@@ -133,7 +133,7 @@ def test_a_failing_run_never_stops_the_others(tmp_path, local_ray, small):
     assert "FAILED" in out.getvalue()
     # Fixed and run again: only the failed runs train, and their failure records go away.
     again = train_grid([exp], small, tmp_path / "r", resources=dict(cpus=1), stream=io.StringIO())
-    assert sorted(item.run.config.seed for item in again.finished) == [1, 2]
+    assert sorted(item.config.seed for item in again.trained) == [1, 2]
     assert read_failures(tmp_path / "r" / "exp") == []
     assert again.exit_code == 0
 
@@ -346,7 +346,7 @@ def test_a_config_shared_by_two_files_trains_once_and_lands_in_both(tmp_path, lo
     plan = make_plan(load_experiments([a, b]), results)
     outcome = run_grid(plan, small, stream=io.StringIO())
     assert outcome.exit_code == 0
-    assert len(outcome.finished) == 3  # 4 planned, 3 unique
+    assert len(outcome.trained) == 3  # 4 planned, 3 unique
     shared = RunConfig(model="fc", epochs=1).run_id
     copies = [read_run(run_path(results / name, shared)) for name in ("a", "b")]
     assert [set(t.column("experiment").to_pylist()) for t in copies] == [{"a"}, {"b"}]
@@ -357,7 +357,7 @@ def test_a_config_shared_by_two_files_trains_once_and_lands_in_both(tmp_path, lo
     # Resume across experiments: b's copy gone, a's still there -> filed again, nothing trained.
     Path(run_path(results / "b", shared).path).unlink()
     again = train_grid(load_experiments([a, b]), small, results, stream=io.StringIO())
-    assert again.finished == []
+    assert again.trained == ()
     assert run_path(results / "b", shared).exists()
 
 

@@ -126,7 +126,7 @@ def test_a_run_out_of_gpu_memory_beside_another_is_retried_alone(tmp_path, logic
     log.mkdir()
     train_fn = functools.partial(oom_when_shared, log)
     outcome, printed, folder = grid(tmp_path, small.subset(1000, 200), 0.5, train_fn)
-    assert outcome.exit_code == 0 and len(outcome.finished) == 2, printed
+    assert outcome.exit_code == 0 and len(outcome.trained) == 2, printed
     assert attempts(log) == {0: [0.5], 1: [0.5, 1.0]}
     assert "out of GPU memory with 0.5 GPU; retried alone on a whole GPU" in printed
     metas = {m["config"]["seed"]: m for m in map(read_metadata, (folder / "runs").glob("*"))}
@@ -142,9 +142,9 @@ def always_out_of_memory(cfg, data, device, on_epoch=None):
 def test_a_run_out_of_memory_on_a_whole_gpu_fails_once(tmp_path, logical_gpu, small):
     outcome, _, folder = grid(tmp_path, small.subset(1000, 200), 1.0, always_out_of_memory)
     assert outcome.exit_code == 1 and len(outcome.failed) == 2
-    assert {item.attempts for item in outcome.failed} == {1}
     records = read_failures(folder)
     assert len(records) == 2
+    assert {record["attempts"] for record in records} == {1}
     assert all("OutOfDeviceMemory: CUDA out of memory" in r["error"] for r in records)
 
 

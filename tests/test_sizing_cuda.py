@@ -60,10 +60,10 @@ def test_a_real_out_of_memory_is_retried_alone(tmp_path, one_gpu, small):
     plan = make_plan([load_experiment(tmp_path / "exp.toml")], tmp_path / "r")
     stream = io.StringIO()
     outcome = run_grid(plan, small, functools.partial(too_large_when_shared, log), stream)
-    assert outcome.exit_code == 0 and len(outcome.finished) == 2, stream.getvalue()
+    assert outcome.exit_code == 0 and len(outcome.trained) == 2, stream.getvalue()
     shares = sorted(p.read_text().split() for p in log.iterdir())
     assert shares == [["0.5"], ["0.5", "1.0"]]
-    assert {item.metadata["device"] for item in outcome.finished} == {"cuda:0"}
+    assert {item.metadata["device"] for item in outcome.trained} == {"cuda:0"}
 
 
 class TightGraph(torch.cuda.graph):
@@ -119,9 +119,9 @@ def test_out_of_memory_in_capture_is_retried_alone_and_its_trainer_trains_on(
     train_fn = functools.partial(capture_runs_out_when_shared, log)
     outcome = run_grid(plan, small.subset(6_000, 1_000), train_fn, stream)
     assert outcome.exit_code == 0, stream.getvalue()
-    assert len(outcome.finished) == 4, stream.getvalue()
-    metas = {item.run.config.seed: item.metadata for item in outcome.finished}
-    run_ids = {item.run.config.seed: item.run.run_id for item in outcome.finished}
+    assert len(outcome.trained) == 4, stream.getvalue()
+    metas = {item.config.seed: item.metadata for item in outcome.trained}
+    run_ids = {item.config.seed: item.run_id for item in outcome.trained}
     attempts = (log / run_ids[1]).read_text().split("\n")[:-1]
     seen = {
         seed: (m["trainer_pid"], m["gpu_share"], m["training_step"]) for seed, m in metas.items()

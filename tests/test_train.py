@@ -44,12 +44,12 @@ def initial_test_loss(cfg, data):
 )
 def test_training_lowers_the_loss(small, options):
     cfg = RunConfig(epochs=2, batch_size=50, **options)
-    outcome = train_run(cfg, small, CPU)
-    assert outcome.status == "ok"
-    assert len(outcome.history) == 2
-    assert outcome.history[-1]["test_loss"] < 0.9 * initial_test_loss(cfg, small)
-    assert outcome.history[-1]["test_acc"] > 0.4  # chance is 0.1
-    assert set(outcome.history[0]) == {EPOCH, *NAMES}  # the vocabulary, nothing else
+    result = train_run(cfg, small, CPU)
+    assert result.status == "ok"
+    assert len(result.history) == 2
+    assert result.history[-1]["test_loss"] < 0.9 * initial_test_loss(cfg, small)
+    assert result.history[-1]["test_acc"] > 0.4  # chance is 0.1
+    assert set(result.history[0]) == {EPOCH, *NAMES}  # the vocabulary, nothing else
 
 
 def test_steplr_is_stepped_every_batch(small):
@@ -103,10 +103,10 @@ def test_train_loss_is_the_mean_of_batch_losses(small):
 
 def test_non_finite_loss_ends_the_run_as_diverged(small):
     cfg = RunConfig(model="fc", optimizer="sgd", lr=1e12, epochs=5)
-    outcome = train_run(cfg, small, CPU)
-    assert outcome.status == "diverged"
-    assert len(outcome.history) < 5
-    assert not math.isfinite(outcome.history[-1]["train_loss"])
+    result = train_run(cfg, small, CPU)
+    assert result.status == "diverged"
+    assert len(result.history) < 5
+    assert not math.isfinite(result.history[-1]["train_loss"])
 
 
 def test_progress_callback_sees_every_epoch(small):
@@ -141,6 +141,6 @@ def test_divergence_stops_within_a_few_steps(small):
 def test_data_already_on_the_device_is_used_as_is(small):
     data = DeviceData(small, CPU)
     assert data.to(CPU) is data
-    outcome = train_run(RunConfig(model="fc", epochs=1), data, CPU)
-    assert outcome.status == "ok"
-    assert outcome.final["test_acc"] > 0.5
+    result = train_run(RunConfig(model="fc", epochs=1), data, CPU)
+    assert result.status == "ok"
+    assert result.final["test_acc"] > 0.5

@@ -43,7 +43,8 @@ def test_graphed_training_matches_eager(gpu_data, options):
     cfg = RunConfig(epochs=EPOCHS, batch_size=320, **options)
     graphed = train_run(cfg, gpu_data, "cuda")
     eager = train_run(cfg, gpu_data, "cuda", cuda_graphs=False)
-    assert (graphed.step, eager.step) == ("cuda_graph", "eager")
+    steps = (graphed.metadata["training_step"], eager.metadata["training_step"])
+    assert steps == ("cuda_graph", "eager")
     assert graphed.status == eager.status == "ok"
     first_g, first_e = graphed.history[0], eager.history[0]
     assert first_g["train_loss"] == pytest.approx(first_e["train_loss"], rel=1e-3)
@@ -55,14 +56,16 @@ def test_graphed_training_matches_eager(gpu_data, options):
 
 def test_sgd_with_a_schedule_stays_eager(gpu_data):
     cfg = RunConfig(epochs=1, optimizer="sgd", lr=0.05, scheduler="steplr", step_size=5, gamma=0.5)
-    outcome = train_run(cfg, gpu_data, "cuda")
-    assert outcome.step == "eager" and outcome.status == "ok"
+    result = train_run(cfg, gpu_data, "cuda")
+    assert result.metadata["training_step"] == "eager"
+    assert result.status == "ok"
 
 
 def test_divergence_is_caught_in_a_graph(gpu_data):
     cfg = RunConfig(model="fc", optimizer="sgd", lr=1e12, epochs=3, batch_size=100)
-    outcome = train_run(cfg, gpu_data, "cuda")
-    assert outcome.step == "cuda_graph" and outcome.status == "diverged"
+    result = train_run(cfg, gpu_data, "cuda")
+    assert result.metadata["training_step"] == "cuda_graph"
+    assert result.status == "diverged"
 
 
 def test_cuda_spelled_either_way_is_one_device_and_the_data_is_not_copied(gpu_data):

@@ -73,7 +73,7 @@ def test_a_trainer_holding_several_runs_matches_solo_runs_exactly(tmp_path, loca
     path.write_text(MIXED)
     plan = make_plan(load_experiments([path]), tmp_path / "r")
     outcome = run_grid(plan, data, stream=io.StringIO())
-    assert outcome.exit_code == 0 and len(outcome.finished) == 3
+    assert outcome.exit_code == 0 and len(outcome.trained) == 3
     runs = landed(tmp_path / "r" / "mixed")
     assert len({meta["trainer_pid"] for _, meta in runs.values()}) == 1
     assert sorted(meta["trainer_runs_before"] for _, meta in runs.values()) == [0, 1, 2]
@@ -100,7 +100,7 @@ def test_a_run_failing_or_diverging_in_a_shared_trainer_leaves_the_others_whole(
     plan = make_plan(load_experiments([path]), tmp_path / "r")
     outcome = run_grid(plan, data, train_fn=raises_for_seed_1, stream=io.StringIO())
     failures = read_failures(tmp_path / "r" / "shared")
-    assert outcome.exit_code == 1 and len(outcome.finished) == 4
+    assert outcome.exit_code == 1 and len(outcome.trained) == 4
     assert sorted(f["config"]["seed"] for f in failures) == [1, 1]
     assert all(f["attempts"] == 1 and "injected failure for seed 1" in f["error"] for f in failures)
     runs = landed(tmp_path / "r" / "shared")
@@ -158,7 +158,7 @@ def test_a_trainer_killed_mid_grid_has_its_run_retried_and_every_run_lands_once(
                        stream=io.StringIO(), max_retries=1)  # fmt: skip
     killer.join()
     [victim] = killed
-    assert outcome.exit_code == 0 and len(outcome.finished) == 4, outcome.failed
+    assert outcome.exit_code == 0 and len(outcome.trained) == 4, outcome.failed
     seen = events(log)
     assert sorted(e["run"] for e in seen if e["what"] == "end") == sorted(
         run.run_id for run in plan.runs

@@ -125,20 +125,20 @@ def _train_and_write(cfg, data_dir, results: str, device, threads, download: boo
         f"{torch.get_num_threads()} CPU threads; data from {data.source}"
     )
     started_at = now_iso()
-    outcome = train_run(
+    result = train_run(
         cfg, data, target, on_epoch=lambda row: typer.echo(epoch_line(row, cfg.epochs))
     )
-    metadata = run_metadata(outcome, started_at, git_commit())
-    table = history_table(cfg, outcome.history, outcome.status, TRAIN_DIR, metadata)
+    metadata = run_metadata(result.metadata, started_at, git_commit())
+    table = history_table(cfg, result.history, result.status, TRAIN_DIR, metadata)
     path = write_run(f"{results.rstrip('/')}/{TRAIN_DIR}", table)
-    final = outcome.final
-    seconds = sum(row[SECONDS.name] for row in outcome.history)
-    verdict = "done" if outcome.status == "ok" else f"{outcome.status.upper()} (loss not finite)"
+    final = result.final
+    seconds = sum(row[SECONDS.name] for row in result.history)
+    verdict = "done" if result.status == "ok" else f"{result.status.upper()} (loss not finite)"
     typer.echo(
         f"{verdict}: {HEADLINE.label} {final[HEADLINE.name]:.4f}, {FIT.label} "
-        f"{final[FIT.name]:.4f} after {len(outcome.history)} epochs in {seconds:.1f}s -> {path}"
+        f"{final[FIT.name]:.4f} after {len(result.history)} epochs in {seconds:.1f}s -> {path}"
     )
-    if outcome.status != "ok":
+    if result.status != "ok":
         raise typer.Exit(1)
 
 

@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 from ..planning.plan import Plan, PlannedRun
-from ..store.results import RunResult, history_table, now_iso, table_bytes, write_failure, write_run
+from ..spec.result import RunResult
+from ..store.results import history_table, now_iso, table_bytes, write_failure, write_run
 from ..store.storage import Location
 
 WRITE_ATTEMPTS = 3

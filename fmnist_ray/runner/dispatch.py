@@ -12,63 +12,19 @@ from typing import Any, TextIO
 
 import ray
 
+from ..outcome import RunRecord, record
 from ..planning.plan import Plan, PlannedRun
 from ..planning.sizing import OutOfDeviceMemory, TrainerCannotStart
 from ..spec.config import Resources
 from ..spec.metrics import HEADLINE, SECONDS
-from ..store.storage import Location
+from ..spec.result import RunResult
 from .collect import DestinationError, save_failure, save_result
 from .progress import GridProgress
 from .signals import patient
 from .trainer import Trainer, TrainFn, trainer_slots
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-@dataclass(frozen=True)
-class FinishedRun:
-    """A run this grid trained and saved (`path`: its file in the first experiment)."""
-
-    run: PlannedRun
-    status: str  # ok or diverged
-    final: dict[str, float]  # the last epoch's row
-    seconds: float  # of training, summed over epochs
-    path: Location
-    metadata: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class FailedRun:
-    """A run that raised or whose trainer kept dying; its record is at `path`."""
-
-    run: PlannedRun
-    error: str  # the headline of what went wrong
-    path: Location | str
-    attempts: int
-
-
-@dataclass
-class GridOutcome:
-    """What `run_grid` did. Exit code: 128 + the signal when interrupted, 1 when a run failed
-    or could not be written, else 0."""
-
-    total: int
-    skipped: int = 0
-    finished: list[FinishedRun] = field(default_factory=list)
-    failed: list[FailedRun] = field(default_factory=list)
-    lost: list[DestinationError] = field(default_factory=list)  # finished, kept elsewhere
-    cancelled: int = 0
-    signal: int | None = None
-
-    @property
-    def interrupted(self) -> bool:
-        return self.signal is not None
-
-    @property
-    def exit_code(self) -> int:
-        if self.signal is not None:
-            return 128 + self.signal
-        return 1 if self.failed or self.lost else 0
+Answer = RunResult | Exception  # a trainer's answer: the run's result, or what `ray.get` raised
 
 
 @dataclass(frozen=True)
@@ -85,7 +41,6 @@ class Dispatch:
     """Runs queued per resource shape, fed to that shape's trainers one at a time."""
 
     plan: Plan
-    outcome: GridOutcome
     commit: str | None
     max_retries: int
     progress: GridProgress
@@ -96,6 +51,8 @@ class Dispatch:
     trainers: list[Any] = field(default_factory=list)  # every trainer started, to stop at the end
     start_args: tuple = ()
     poll: Any = None  # the progress board's answer in flight, a future (update_progress)
+    ended: list[RunRecord] = field(default_factory=list)  # trained, failed or not saved, in turn
+    signal: int | None = None  # the signal that stopped the grid, if one did
 
     def start(self, todo, resolved, data_ref, board, train_fn: TrainFn | None) -> None:
         """Queue the runs in the order given (longest first) and start each shape's trainers,
@@ -136,17 +93,17 @@ class Dispatch:
     def land(self, ref) -> None:
         """A trainer answered: retry its run if the trainer died, else give the trainer its next
         run (so it never waits on the saving) and save this one."""
-        flight, got = self.pending[ref], Answer.of(ref)
-        if got.trainer_died:
+        flight, got = self.pending[ref], answer(ref)
+        if trainer_died(got):
             del self.pending[ref]
             self.retry(flight, got)
             return
-        if got.cannot_start:
+        if raised(got, TrainerCannotStart):
             del self.pending[ref]
             self.replace(flight, got)
             return
         self.feed(flight.trainer, flight.shape)
-        if 0 < flight.shape.gpus < 1 and got.out_of_memory:
+        if 0 < flight.shape.gpus < 1 and raised(got, OutOfDeviceMemory):
             del self.pending[ref]
             self.retry_alone(flight)
             return
@@ -223,16 +180,14 @@ class Dispatch:
             refs = list(self.pending)
             ready = ray.wait(refs, num_returns=len(refs), timeout=0)[0] if refs else []
             for ref in ready:
-                got = Answer.of(ref)
-                if got.trainer_died:
+                got = answer(ref)
+                if trainer_died(got):
                     continue  # its run did not finish: cancelled below
                 try:
                     self.collect(ref, got)
                 except DestinationError as error:
-                    self.outcome.lost.append(error)
-            queued = sum(len(queue) for queue in self.queues.values())
-            self.outcome.cancelled = len(self.pending) + queued
-            for queue in self.queues.values():
+                    self.not_saved(error)
+            for queue in self.queues.values():  # the runs left are cancelled (outcome_of)
                 queue.clear()
             self.stop()
 
@@ -253,7 +208,7 @@ class Dispatch:
             raise
 
     def _collect(self, got: Answer, run: PlannedRun) -> None:
-        error = got.error
+        error = got if isinstance(got, Exception) else None
         if isinstance(error, ray.exceptions.RayError):
             cause = getattr(error, "cause", None)
             message = f"{type(cause or error).__name__}: {cause or error}".strip()
@@ -266,12 +221,12 @@ class Dispatch:
             detail = "".join(traceback.format_exception(error))
             self.failed(run, detail.splitlines()[-1], detail, 1)
         else:
-            self.saved(run, got.result)
+            self.saved(run, got)
 
-    def saved(self, run: PlannedRun, result) -> None:
+    def saved(self, run: PlannedRun, result: RunResult) -> None:
         """Write a finished run and say so."""
         result.metadata["retried_alone"] = run.run_id in self.alone
-        path = save_result(run, self.plan, result)
+        save_result(run, self.plan, result)
         final = result.history[-1]
         seconds = sum(row[SECONDS.name] for row in result.history)
         meta = result.metadata
@@ -281,45 +236,36 @@ class Dispatch:
         status = "" if result.status == "ok" else f"  {result.status.upper()}"
         shown = HEADLINE.show(final[HEADLINE.name])
         self.progress.finished(run.run_id, f"{shown}  {seconds:.0f}s  {where}{status}")
-        self.outcome.finished.append(FinishedRun(run, result.status, final, seconds, path, meta))
+        self.ended.append(record(self.plan, run, result.status, final=final, seconds=seconds,
+                                 metadata=meta))  # fmt: skip
 
     def failed(self, run: PlannedRun, headline: str, detail: str, attempts: int) -> None:
         path = save_failure(run, self.plan, detail, self.commit, attempts)
-        self.outcome.failed.append(FailedRun(run, headline, path, attempts))
+        paths = [] if isinstance(path, str) else [path]  # a str: it could not be recorded
+        self.ended.append(record(self.plan, run, "failed", paths, error=headline))
         self.progress.failed(run.run_id, f"{headline[:120]}  -> {path}")
 
+    def not_saved(self, error: DestinationError) -> None:
+        """A finished run the destination kept refusing: its history is at `error.kept_at`."""
+        run = next(run for run in self.plan.todo if run.run_id == error.run_id)
+        self.ended.append(record(self.plan, run, "not saved", [error.kept_at], error=error.reason))
 
-@dataclass(frozen=True)
-class Answer:
-    """A trainer's answer for one run, fetched once: the run's result, or what `ray.get`
-    raised (the trainer died, training raised, the result could not be read)."""
 
-    result: Any = None
-    error: Exception | None = None
+def answer(ref) -> Answer:
+    """The answer of a ready `ref`, fetched once: the result, or the error (the trainer died,
+    training raised, the result could not be read)."""
+    try:
+        return ray.get(ref, timeout=0)
+    except Exception as error:
+        return error
 
-    @classmethod
-    def of(cls, ref) -> Answer:
-        """The answer of a ready `ref`."""
-        try:
-            return cls(result=ray.get(ref, timeout=0))
-        except Exception as error:
-            return cls(error=error)
 
-    @property
-    def trainer_died(self) -> bool:
-        """The trainer's process died (not training raising): the run may be tried again."""
-        return isinstance(self.error, ray.exceptions.RayActorError)
+def trainer_died(got: Answer) -> bool:
+    """The trainer's process died (not training raising): the run may be tried again."""
+    return isinstance(got, ray.exceptions.RayActorError)
 
-    @property
-    def out_of_memory(self) -> bool:
-        """Training ran out of GPU memory (or its trainer did, starting)."""
-        return self._raised(OutOfDeviceMemory)
 
-    @property
-    def cannot_start(self) -> bool:
-        """The trainer ran out of GPU memory starting: it can train nothing."""
-        return self._raised(TrainerCannotStart)
-
-    def _raised(self, kind: type) -> bool:
-        cause = getattr(self.error, "cause", None)
-        return isinstance(self.error, ray.exceptions.RayTaskError) and isinstance(cause, kind)
+def raised(got: Answer, kind: type) -> bool:
+    """Training (or starting the trainer) raised `kind`: OutOfDeviceMemory, TrainerCannotStart."""
+    cause = getattr(got, "cause", None)
+    return isinstance(got, ray.exceptions.RayTaskError) and isinstance(cause, kind)

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 import ray
 
+from ..outcome import RunOutcome, outcome_of
 from ..planning.plan import Plan, PlannedRun, label
 from ..planning.sizing import describe, gpu_share, runs_per_gpu
 from ..spec.config import DEFAULT_GPUS_PER_RUN, DEFAULT_RETRIES, ConfigError, Resources
@@ -26,14 +27,14 @@ from ..store.storage import Location
 from ..training.data import FashionMNIST
 from .cluster import PACKAGE_DIR, ClusterError, auth_problem, check_reachable, recorded_address
 from .collect import DestinationError
-from .dispatch import Dispatch, FailedRun, FinishedRun, GridOutcome
+from .dispatch import Dispatch
 from .progress import GridProgress
 from .signals import interruptible, signal_of
 from .trainer import ProgressBoard, TrainFn, measure_gpu
 
 PROBE_SECONDS = 600  # for the memory probe to get a whole GPU and train its runs one epoch each
 
-__all__ = ["FailedRun", "FinishedRun", "GridOutcome", "connect", "run_grid", "shutdown"]
+__all__ = ["connect", "run_grid", "shutdown"]
 
 
 def connect(address: str | None, num_cpus: int | None = None, num_gpus: int | None = None) -> bool:
@@ -177,7 +178,7 @@ def run_grid(
     train_fn: TrainFn | None = None,
     stream: TextIO = sys.stdout,
     max_retries: int = DEFAULT_RETRIES,
-) -> GridOutcome:
+) -> RunOutcome:
     """Train every pending run of `plan` (made by `plan.make_plan`, tidied by `plan.prepare`)
     on the connected Ray cluster (see `connect`), longest first, by one trainer per slot.
 
@@ -186,12 +187,12 @@ def run_grid(
     of a run whose trainer process or node died, in a fresh trainer (an exception raised by
     training is not retried: the same config and seed would raise it again). Ctrl-C, SIGTERM
     and SIGHUP cancel what is pending and keep every finished run; so does a destination that
-    keeps failing.
+    keeps failing. What it did: `RunOutcome` (the runs it trained, failed, could not save or
+    cancelled, and those done before).
     """
     todo = plan.todo
-    outcome = GridOutcome(total=len(plan.runs), skipped=len(plan.runs) - len(todo))
     if not todo:
-        return outcome
+        return outcome_of(plan, [])
     resolved = {res: resolve_resources(res) for res in {run.resources for run in todo}}
     data_ref = ray.put(data)  # once: the memory probe and every trainer read this object
     resolved = size_from_memory(resolved, todo, data_ref, stream)
@@ -200,23 +201,23 @@ def run_grid(
         write_manifest(exp, plan.folder(exp.name), plan, resolved.get(requested, requested))
     runs = {run.run_id: (label(plan, run), run.config.epochs, run.seconds) for run in todo}
     progress = GridProgress(runs, stream)
-    grid = Dispatch(plan, outcome, git_commit(), max_retries, progress)
+    grid = Dispatch(plan, git_commit(), max_retries, progress)
     board = ProgressBoard.options(name=f"fmnist-ray-progress-{uuid.uuid4().hex[:8]}").remote()
     try:
         with interruptible():
             grid.start(todo, resolved, data_ref, board, train_fn)
             grid.wait_all(board)
     except KeyboardInterrupt as interrupt:
-        outcome.signal = signal_of(interrupt)
+        grid.signal = signal_of(interrupt)
         grid.wind_down(stream, "interrupted")
     except DestinationError as error:
-        outcome.lost.append(error)
+        grid.not_saved(error)
         grid.wind_down(stream, "the results destination is failing")
     finally:
         grid.progress.close()
         grid.stop()
         ray.kill(board)
-    return outcome
+    return outcome_of(plan, grid.ended, grid.signal)
 
 
 def shutdown(started_here: bool) -> None:

@@ -18,7 +18,8 @@ import ray
 from ..planning.sizing import GpuMemory, OutOfDeviceMemory, TrainerCannotStart, probe_configs
 from ..spec.config import Resources, RunConfig
 from ..spec.metrics import EPOCH
-from ..store.results import RunResult, now_iso, run_metadata
+from ..spec.result import RunResult
+from ..store.results import now_iso, run_metadata
 from ..training.data import FashionMNIST
 from ..training.device_errors import headline, is_broken_context, is_out_of_memory
 
@@ -202,14 +203,14 @@ class Trainer:
         self.board.start.remote(cfg.run_id, self.gpu)
         started_at = now_iso()
         try:
-            outcome = self.bench.train(
+            result = self.bench.train(
                 cfg, on_epoch=lambda row: self.board.epoch.remote(cfg.run_id, row[EPOCH])
             )
         finally:
             most = self._leave_gpu(cfg.run_id)
         placement = self.placement | {"trainer_runs_before": runs_before, "runs_on_gpu": most}
-        metadata = run_metadata(outcome, started_at, self.commit, placement)
-        return RunResult(outcome.history, outcome.status, metadata)
+        result.metadata = run_metadata(result.metadata, started_at, self.commit, placement)
+        return result
 
     def _leave_gpu(self, run_id: str) -> int | None:
         """The most runs this run's GPU held at once while it trained (None on the CPU, or

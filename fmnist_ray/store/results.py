@@ -11,7 +11,6 @@ import platform
 import socket
 import subprocess
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -86,34 +85,29 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-@dataclass(frozen=True)
-class RunResult:
-    """What training one run hands back to be written: its rows, status and metadata."""
-
-    history: list[dict[str, float]]
-    status: str  # ok or diverged
-    metadata: dict[str, Any]  # run_metadata's
-
-
 def run_metadata(
-    outcome: Any, started_at: str, commit: str | None, placement: dict[str, Any] | None = None
+    facts: dict[str, Any],
+    started_at: str,
+    commit: str | None,
+    placement: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A run's metadata, built where it trained, the same shape for `train` and the runner:
-    times, host, device, step and what shared its process (from train.RunOutcome `outcome`:
-    `runs_at_once`, `fused_with`; files written before these lack them), versions, the driver's git
-    `commit`, and where Ray placed it (`placement`: ray_node_id, gpu_ids, gpu_share, the
-    trainer's pid, how many runs it had started before this one and the most that shared its
-    GPU at once; None outside Ray). `retried_alone` is the driver's to set."""
+    times, host, what training reported in `facts` (a RunResult's metadata: device, step,
+    threads, what shared its process: `runs_at_once`, `fused_with`; files written before these
+    lack them), versions, the driver's git `commit`, and where Ray placed it (`placement`:
+    ray_node_id, gpu_ids, gpu_share, the trainer's pid, how many runs it had started before
+    this one and the most that shared its GPU at once; None outside Ray). `retried_alone` is
+    the driver's to set."""
     return {
         "started_at": started_at,
         "ended_at": now_iso(),
         "host": socket.gethostname(),
-        "device": outcome.device,
-        "device_name": outcome.device_name,
-        "training_step": outcome.step,
-        "torch_threads": outcome.torch_threads,
-        "runs_at_once": outcome.runs_at_once,
-        "fused_with": outcome.fused_with,
+        "device": facts.get("device", "cpu"),
+        "device_name": facts.get("device_name", ""),
+        "training_step": facts.get("training_step", "eager"),
+        "torch_threads": facts.get("torch_threads", 1),
+        "runs_at_once": facts.get("runs_at_once", 1),
+        "fused_with": facts.get("fused_with", 0),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "ray_node_id": None,
         "gpu_ids": [],
@@ -123,7 +117,7 @@ def run_metadata(
         "runs_on_gpu": None,  # the most runs training on its GPU at once while it trained
         "retried_alone": False,  # out of GPU memory beside others, then trained on a whole GPU
         "git_commit": commit,
-        "versions": library_versions() | outcome.versions,
+        "versions": library_versions() | facts.get("versions", {}),
     } | (placement or {})
 
 

@@ -7,13 +7,13 @@ import math
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..spec.config import RunConfig
+from ..spec.result import RunResult
 from .data import DeviceData, FashionMNIST, canonical
 from .models import build_model
 from .steps import EagerStep, make_step
@@ -21,27 +21,6 @@ from .steps import EagerStep, make_step
 EVAL_BATCH = 1000
 # How often (in batches) the running loss is checked for NaN/inf: one host sync per this many.
 DIVERGENCE_CHECK_STEPS = 10
-
-
-@dataclass
-class RunOutcome:
-    """A finished run: one dict per epoch (`epoch` and each metric of fmnist_ray.metrics), and
-    its status, `ok` or `diverged`."""
-
-    history: list[dict] = field(default_factory=list)
-    status: str = "ok"
-    device: str = "cpu"
-    step: str = "eager"  # or "cuda_graph" (fmnist_ray.steps)
-    device_name: str = ""  # the GPU's name, or the CPU's as the platform reports it
-    torch_threads: int = 1
-    runs_at_once: int = 1  # runs training in this run's process at the same time, itself included
-    fused_with: int = 0  # other runs trained with it as one stacked model
-    # Plain strings: torch's TorchVersion would make a Ray driver import torch to unpickle it.
-    versions: dict[str, str | None] = field(default_factory=dict)  # torch, cuda
-
-    @property
-    def final(self) -> dict:
-        return self.history[-1] if self.history else {}
 
 
 def pick_device(requested: str | None = None) -> torch.device:
@@ -78,12 +57,14 @@ def make_scheduler(cfg: RunConfig, optimizer: torch.optim.Optimizer):
     return None
 
 
-def where_it_runs(device: torch.device) -> RunOutcome:
-    """An empty outcome that records the device, its name, the threads and torch's versions."""
+def where_it_runs(device: torch.device) -> RunResult:
+    """An empty result whose metadata records the device, its name, the threads and torch's
+    versions (plain strings: torch's TorchVersion would make a Ray driver import torch)."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
     versions = {"torch": str(torch.__version__), "cuda": torch.version.cuda}
-    return RunOutcome(device=str(device), device_name=name, torch_threads=torch.get_num_threads(),
-                      versions=versions)  # fmt: skip
+    facts = {"device": str(device), "device_name": name, "torch_threads": torch.get_num_threads(),
+             "versions": versions}  # fmt: skip
+    return RunResult(metadata=facts)
 
 
 def _sync(device: torch.device) -> None:
@@ -128,7 +109,7 @@ def train_run(
     device: torch.device | str | None = None,
     on_epoch: Callable[[dict], None] | None = None,
     cuda_graphs: bool = True,
-) -> RunOutcome:
+) -> RunResult:
     """Train one config; a NaN/inf loss stops the run with status `diverged`, history kept.
     On CUDA the step is a CUDA graph unless `cuda_graphs` is False (fmnist_ray.steps)."""
     device = pick_device(str(device) if device is not None else None)
@@ -138,7 +119,7 @@ def train_run(
     model = build_model(cfg).to(device)
     step = make_step(cfg, model, make_loss(cfg), make_optimizer, device, cuda_graphs)
     scheduler = make_scheduler(cfg, step.optimizer)
-    outcome = where_it_runs(device)
+    result = where_it_runs(device)
 
     for epoch in range(1, cfg.epochs + 1):
         start = time.perf_counter()
@@ -156,11 +137,11 @@ def train_run(
             "seconds": time.perf_counter() - start,
             "images_per_s": data.train_size / train_seconds,
         }
-        outcome.history.append(row)
+        result.history.append(row)
         if on_epoch is not None:
             on_epoch(row)
         if not (math.isfinite(train_loss) and math.isfinite(test_loss)):
-            outcome.status = "diverged"
+            result.status = "diverged"
             break
-    outcome.step = step.mode
-    return outcome
+    result.metadata["training_step"] = step.mode
+    return result
