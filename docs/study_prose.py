@@ -226,10 +226,13 @@ def rule(study: Study) -> str:
     width = base.headline.ci_high - base.headline.ci_low
     others = [a for r in study.reports.values() for a in r.arms if a.comparison is not None]
     near = sum(abs(a.comparison.diff) < width for a in others)
-    seeds = listing([str(s) for s in base.seeds])
+    counts = [len(a.seeds) for r in study.reports.values() for a in [r.base, *r.arms] if a]
+    seeds = f"{min(counts)} seeds" + (
+        "" if min(counts) == max(counts) else f", up to {max(counts)} where `settle` added some"
+    )
     return paragraph(
-        "**Which of the study's conclusions hold up under three seeds.** Each arm is compared "
-        f"with the base case as in the tables: Welch's t-test over seeds {seeds}, Holm-adjusted "
+        "**Which of the study's conclusions hold up.** Each arm is compared with the base case "
+        f"as in the tables: Welch's t-test over every seed ({seeds}), Holm-adjusted "
         "over the arms of its experiment. A conclusion *holds* when the adjusted p is below "
         f"{ALPHA:.2f} in its direction, *is contradicted* when it is below {ALPHA:.2f} the other "
         "way, and *is not established* otherwise. Differences are in percentage points (pp) of "
@@ -331,7 +334,8 @@ def learning_rates(study: Study) -> str:
     return (
         f'*"lr 0.0008 is best"* {"holds" if holds else "is not established"}: it {top} '
         f"({pct(claimed.headline.mean)}), {diff(claimed)} against 0.001 (the base case). "
-        f"Nor do {listing(level)} differ significantly from 0.001; what holds is that "
+        f"Nor {'does' if len(level) == 1 else 'do'} {listing(level)} differ significantly "
+        "from 0.001; what holds is that "
         f"{listing(lower)} are significantly below it."
     )
 
@@ -608,7 +612,45 @@ def conclusions(study: Study) -> str:
     bullets = [combined(study), *simple_claims(study), activations(study),
                learning_rates(study), fc_against_lenet(study), losses(study),
                batch_sizes(study), schedules(study)]  # fmt: skip
-    return rule(study) + "\n\n" + "\n".join(bullet(text) for text in bullets)
+    text = rule(study) + "\n\n" + "\n".join(bullet(text) for text in bullets)
+    return text + ("\n\n" + settled(study) if settled(study) else "")
+
+
+NAMES = {"pooling=max": "max pooling", "batchnorm=true": "batch norm", "dropout=true": "dropout"}
+
+
+def settled(study: Study) -> str:
+    """What `settle` decided, from its records (settle.json) replayed over the committed runs."""
+    reports = [r for r in study.reports.values() if r.settled]
+    if not reports:
+        return ""
+    record = reports[0].settle
+    files = " ".join(f"experiments/study/{name}.toml" for name in record["experiments"])
+    runs = sum(entry["trained"] for entry in record["rounds"])
+    calls = []
+    for report in reports:
+        for arm, v in report.settled:
+            name = NAMES.get(arm.label, f"{report.name} {arm.label}")
+            if v.look == 0:
+                calls.append(f"{name} is still open")
+                continue
+            what = (
+                ("higher than the base case" if v.sign > 0 else "lower than the base case")
+                if v.sign
+                else f"within ±{record['effect'] * 100:g} pp of it"
+            )
+            calls.append(f"{name} is {what} ({signed(v.diff * 100)} pp at look {v.look}, "
+                         f"{v.seeds} seeds per arm)")  # fmt: skip
+    return paragraph(
+        f"**Settled.** `fmnist-ray settle {files} --results results --effect "
+        f"{record['effect'] * 100:g} --max-seeds {record['looks'][-1]}` added seeds in "
+        f"{len(record['rounds'])} rounds ({runs} runs) to the arms still open and to their "
+        "shared base case, testing after each round so that false positives stay at "
+        f"{record['alpha']:g} over its {record['comparisons']} comparisons and all looks "
+        f"(`results/*/settle.json`): {listing(calls)}. A 'within' call is wrong at most "
+        f"{1 - record['power']:.0%} of the time. The base case's added seeds enter every "
+        "experiment that shares it, as the seeds column of the tables shows."
+    )
 
 
 def prose(study: Study, tables: str) -> str:
