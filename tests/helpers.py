@@ -92,6 +92,14 @@ def _parent_and_state(pid: int) -> tuple[int, str] | None:
     return int(fields[1]), fields[0]
 
 
+def takes_sigint(pid: int) -> bool:
+    """Whether SIGINT would reach process `pid`'s handler: neither ignored nor blocked (an
+    ignored SIGINT is inherited from a test run started in the background; see conftest)."""
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    masks = [int(line.split()[1], 16) for line in status if line.startswith(("SigIgn", "SigBlk"))]
+    return not any(mask & (1 << (signal.SIGINT - 1)) for mask in masks)
+
+
 def descendants(pid: int) -> set[int]:
     """Every process below `pid` now (a driver's Ray: GCS, raylet, workers, agents)."""
     children: dict[int, list[int]] = {}

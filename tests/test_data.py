@@ -140,3 +140,20 @@ def test_device_batches_cover_the_epoch_once(small):
     second_epoch = next(device_data.train_batches(300, generator))[1]
     assert torch.equal(first, again)
     assert not torch.equal(first, second_epoch)
+
+
+def test_scaled_images_are_exactly_what_device_data_computes(small):
+    """The images the driver scales once for CPU trainers (`with_scaled`) are bit for bit the
+    ones DeviceData makes from uint8, for every pixel value: runs train exactly as before."""
+    every = np.arange(256, dtype=np.uint8).reshape(1, 16, 16)
+    labels = np.zeros(1, np.int64)
+    one = type(small)(every, labels, every, labels)
+    ours = DeviceData(one, torch.device("cpu")).train_x
+    scaled = DeviceData(one.with_scaled(), torch.device("cpu")).train_x
+    assert ours.dtype == scaled.dtype == torch.float32
+    assert torch.equal(ours, scaled)
+    whole = DeviceData(small, torch.device("cpu"))
+    in_place = DeviceData(small.with_scaled(), torch.device("cpu"))
+    assert torch.equal(whole.train_x, in_place.train_x)
+    assert torch.equal(whole.test_x, in_place.test_x)
+    assert torch.equal(whole.train_y, in_place.train_y)

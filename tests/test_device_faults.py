@@ -241,6 +241,8 @@ def test_a_broken_context_ends_the_process_and_a_plain_error_does_not(bench):
 class Crowded:
     """Data whose copy to the device runs out of memory, as on a crowded GPU."""
 
+    scaled = None  # as data for a GPU trainer: its images are copied to the device
+
     @property
     def train_images(self):
         raise torch.cuda.OutOfMemoryError(OOM)

@@ -27,6 +27,7 @@ from helpers import (
     results_of,
     start_cli,
     start_s3_server,
+    takes_sigint,
     wait_for,
 )
 from ray.cluster_utils import Cluster
@@ -37,6 +38,7 @@ from fmnist_ray.runner.collect import SPILL_DIR
 from fmnist_ray.runner.driver import run_grid
 from fmnist_ray.spec.config import RunConfig
 from fmnist_ray.spec.grid import load_experiments
+from fmnist_ray.spec.result import RunResult
 from fmnist_ray.store.results import (
     InvalidResult,
     check_run,
@@ -216,10 +218,10 @@ def busy_when_all_have_finished(refs, **kwargs):
         time.sleep(120)  # the test's first Ctrl-C ends this
     return real_wait(refs, **kwargs)
 
-def slow_write(folder, table):
+def slow_write(folder, table, *more):
     (marks / "saving").touch()
-    time.sleep(3)  # the test's second Ctrl-C lands here
-    return real_write(folder, table)
+    time.sleep(3)  # the test's second Ctrl-C lands here (the driver waits for its writers)
+    return real_write(folder, table, *more)
 
 ray.wait, collect.write_run = busy_when_all_have_finished, slow_write
 sys.argv = ["fmnist-ray", *sys.argv[2:]]
@@ -243,6 +245,7 @@ def test_ctrl_c_in_a_terminal_saves_every_finished_run_and_exits_130(tmp_path, d
     try:
         wait_for(lambda: (marks / "all-finished").exists() or driver.poll() is not None)
         its_ray = descendants(driver.pid)
+        assert takes_sigint(driver.pid)
         os.killpg(driver.pid, signal.SIGINT)
         wait_for(lambda: (marks / "saving").exists() or driver.poll() is not None, seconds=60)
         os.killpg(driver.pid, signal.SIGINT)
@@ -427,26 +430,59 @@ def test_ctrl_c_writes_runs_that_finished_but_were_not_collected(
 def test_ctrl_c_while_a_run_is_being_written_still_writes_it(
     tmp_path, local_ray, small, monkeypatch
 ):
-    """Ctrl-C landing in the middle of writing a finished run: that run is still written (it
-    stays pending until saved, so the wind-down saves it)."""
+    """A real Ctrl-C (SIGINT to this process) while a finished run is being written: the signal
+    reaches the driver's main thread, never the writer, which finishes that run while the
+    wind-down waits for it, so the run is kept."""
     local_ray(num_cpus=1)
-    real_write, calls = collect.write_run, []
+    real_write, calls, out = collect.write_run, [], io.StringIO()
 
-    def interrupted_once(folder, table):
+    def interrupted_once(folder, table, *more):
         if not calls:
             calls.append(table.column("run_id")[0].as_py())
-            raise KeyboardInterrupt  # as if Ctrl-C landed during the first write
-        return real_write(folder, table)
+            os.kill(os.getpid(), signal.SIGINT)
+            wait_for(lambda: "saving finished runs first" in out.getvalue(), seconds=60)
+        return real_write(folder, table, *more)
 
     monkeypatch.setattr(collect, "write_run", interrupted_once)
     plan = make_plan(load_experiments([experiment_file(tmp_path, seeds=(0, 1))]), tmp_path / "r")
-    outcome = run_grid(plan, small, stream=io.StringIO())
+    outcome = run_grid(plan, small, stream=out)
     [interrupted] = calls
     assert outcome.exit_code == 130
     assert len(outcome.trained) + len(outcome.cancelled) == 2
     written = [path.stem for path in results_of(tmp_path / "r" / "exp")]
     assert interrupted in written
     assert len(written) == len(outcome.trained)
+
+
+def test_writes_run_beside_the_driver_loop(tmp_path, local_ray, small, monkeypatch):
+    """Results are written by a pool of writers, several at once, while the driver goes on
+    landing runs: with a write that takes 0.5 s (an object store's round trips), 6 runs that
+    train in no time are written at least 3 at a time, and every one is kept."""
+    local_ray(num_cpus=2)
+    real_write, lock, now, most = collect.write_run, threading.Lock(), [0], [0]
+
+    def slow_write(folder, table, *more):
+        with lock:
+            now[0] += 1
+            most[0] = max(most[0], now[0])
+        time.sleep(0.5)
+        with lock:
+            now[0] -= 1
+        return real_write(folder, table, *more)
+
+    def instant(cfg, data, device, on_epoch=None):
+        row = {"epoch": 1, "train_loss": 0.5, "train_acc": 0.8, "test_loss": 0.5,
+               "test_acc": 0.8, "last_lr": cfg.lr, "seconds": 0.0, "images_per_s": 1.0}  # fmt: skip
+        return RunResult(history=[row])
+
+    monkeypatch.setattr(collect, "write_run", slow_write)
+    seeds = tuple(range(6))
+    plan = make_plan(load_experiments([experiment_file(tmp_path, seeds=seeds)]), tmp_path / "r")
+    outcome = run_grid(plan, small, train_fn=instant, stream=io.StringIO())
+    assert outcome.exit_code == 0
+    assert len(outcome.trained) == 6
+    assert len(results_of(tmp_path / "r" / "exp")) == 6
+    assert most[0] >= 3
 
 
 def test_a_dead_progress_actor_never_stops_the_grid(tmp_path, local_ray, small):
@@ -477,9 +513,9 @@ def test_a_destination_failing_mid_grid_spills_and_stops(
     monkeypatch.setattr(collect, "RETRY_PAUSE_S", (0.1,))  # the pauses, not the attempts, shortened
     tries, landed = [], []
 
-    def counted_write(folder, table):
+    def counted_write(folder, table, *more):
         tries.append(table)
-        landed.append(write_run(folder, table))
+        landed.append(write_run(folder, table, *more))
         return landed[-1]
 
     monkeypatch.setattr(collect, "write_run", counted_write)

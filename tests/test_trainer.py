@@ -82,6 +82,40 @@ def test_a_trainer_holding_several_runs_matches_solo_runs_exactly(tmp_path, loca
         assert exactly(rows) == solo(run.config, data), run.config.describe()
 
 
+def noting_where_the_images_live(note: Path):
+    """A train function that first notes the mapping (/proc/self/maps) holding this trainer's
+    train images, in `note`.<pid>."""
+
+    def train(cfg, data, device, on_epoch=None):
+        address = data.train_x.data_ptr()
+        for line in Path("/proc/self/maps").read_text().splitlines():
+            span, perms, _offset, _dev, inode, *path = line.split()
+            low, high = (int(part, 16) for part in span.split("-"))
+            if low <= address < high:
+                found = {"perms": perms, "inode": inode, "path": " ".join(path)}
+                note.with_suffix(f".{os.getpid()}").write_text(json.dumps(found))
+        return train_run(cfg, data, device, on_epoch)
+
+    return train
+
+
+def test_cpu_trainers_read_the_images_in_place_from_one_shared_copy(tmp_path, local_ray, small):
+    """Two CPU trainers on one node: each one's train images lie in the same shared mapping
+    (Ray's object store), not in a private float32 copy per trainer."""
+    local_ray(num_cpus=2)
+    path = tmp_path / "two.toml"
+    path.write_text('seeds = [0, 1]\n[base]\nmodel = "fc"\nepochs = 1\n')
+    plan = make_plan(load_experiments([path]), tmp_path / "r")
+    train = noting_where_the_images_live(tmp_path / "maps")
+    outcome = run_grid(plan, small, train_fn=train, stream=io.StringIO())
+    assert outcome.exit_code == 0
+    notes = [json.loads(p.read_text()) for p in tmp_path.glob("maps.*")]
+    print(notes)
+    assert len(notes) == 2  # two trainers
+    assert all(note["perms"][3] == "s" for note in notes)  # shared, not private
+    assert notes[0]["inode"] == notes[1]["inode"] != "0"
+
+
 def raises_for_seed_1(cfg, data, device, on_epoch=None):
     if cfg.seed == 1:
         train_run(cfg.model_copy(update={"epochs": 1}), data, device)  # dirty state, then fail

@@ -15,15 +15,19 @@ N = 200
 
 
 def committed_runs(n: int = N) -> list[tuple[str, bytes]]:
-    """(file name, bytes) of n committed run files (read only), repeated as needed."""
+    """(path e<k>/runs/<name>, bytes) of n committed run files: every committed run once in e0,
+    again in e1, and so on (a run id once per folder, so n files are n distinct files)."""
     files = sorted({p.name: p for p in (REPO / "results").glob("*/runs/*.parquet")}.values())
-    return [(files[i % len(files)].name, files[i % len(files)].read_bytes()) for i in range(n)]
+    data = [path.read_bytes() for path in files]
+    return [
+        (f"e{i // len(files)}/runs/{files[i % len(files)].name}", data[i % len(files)])
+        for i in range(n)
+    ]
 
 
 def fill(root, runs) -> None:
-    """The runs spread over experiments of 40 files each (no name twice in one), and one invalid
-    file."""
-    jobs = [(root / f"e{i % 5}" / "runs" / name, data) for i, (name, data) in enumerate(runs)]
+    """The runs at their paths under `root`, and one invalid file."""
+    jobs = [(root / path, data) for path, data in runs]
     jobs.append((root / "bad" / "runs" / "0123456789ab.parquet", b"not a parquet file"))
     with ThreadPoolExecutor(32) as pool:
         list(pool.map(lambda job: job[0].write_bytes(job[1]), jobs))
@@ -41,7 +45,7 @@ def test_read_tree_on_s3_is_parallel_in_few_requests_and_reads_the_same(slow_s3,
     reads, most = proxy.requests["GET"] + proxy.requests["HEAD"], proxy.most_in_flight
     assert len(tree.files) == N + 1 and len(tree.runs) + len(tree.invalid) == N + 1
     assert len(tree.runs) > N * 0.8 and "bad/runs" in str(tree.invalid[-1][0])
-    written = {f"e{i % 5}/runs/{name}": data for i, (name, data) in enumerate(committed_runs())}
+    written = dict(committed_runs())
     assert all(run.data == written[run.path.path.split("/study/")[1]] for run in tree.runs)
 
     monkeypatch.setattr(tree_module, "REMOTE_READERS", 1)

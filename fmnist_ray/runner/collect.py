@@ -41,12 +41,15 @@ def _retried(write):
 
 
 def save_result(run: PlannedRun, plan: Plan, result: RunResult) -> Location:
-    """Write a finished run into each of its experiments; DestinationError if that fails."""
-    path = None
+    """Write a finished run into each of its experiments; DestinationError if that fails. Safe
+    from several threads at once (the driver's writers): each run has its own files. A failure
+    record is looked for only where the plan found one (`failed_before`)."""
+    path, clear = None, run.failed_before
     for name in run.experiments:
         table = history_table(run.config, result.history, result.status, name, result.metadata)
+        folder = plan.folder(name)
         try:
-            path = _retried(lambda table=table, name=name: write_run(plan.folder(name), table))
+            path = _retried(lambda table=table, folder=folder: write_run(folder, table, clear))
         except OSError as error:
             reason = f"{type(error).__name__}: {str(error).splitlines()[0][:160]}"
             raise DestinationError(run.run_id, reason, spill(table)) from None

@@ -1,12 +1,15 @@
 """The driver's side of a grid in flight: a queue of runs per resource shape (longest first), a
-trainer per slot fed one run at a time, each result saved as it lands, a dead trainer replaced
-and its run retried, and the wind-down that keeps finished runs when the grid stops."""
+trainer per slot fed one run at a time, each result handed to a pool of writers as it lands (an
+object store answers each write after a round trip: one at a time, the driver would land a few
+runs a second), a dead trainer replaced and its run retried, and the wind-down that keeps
+finished runs when the grid stops."""
 
 from __future__ import annotations
 
 import re
 import traceback
 from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -25,6 +28,7 @@ from .trainer import Trainer, TrainFn, trainer_slots
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 Answer = RunResult | Exception  # a trainer's answer: the run's result, or what `ray.get` raised
+WRITERS = 16  # results written at once; past 4 x this many waiting, the driver waits for one
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,9 @@ class Dispatch:
     poll: Any = None  # the progress board's answer in flight, a future (update_progress)
     ended: list[RunRecord] = field(default_factory=list)  # trained, failed or not saved, in turn
     signal: int | None = None  # the signal that stopped the grid, if one did
+    writers: int = field(default_factory=lambda: WRITERS)
+    writes: dict[Future, tuple[PlannedRun, RunResult]] = field(default_factory=dict)
+    pool: ThreadPoolExecutor | None = None
 
     def start(self, todo, resolved, data_ref, board, train_fn: TrainFn | None) -> None:
         """Queue the runs in the order given (longest first) and start each shape's trainers,
@@ -84,10 +91,16 @@ class Dispatch:
         self.pending[answer] = Flight(run, trainer, shape)
 
     def wait_all(self, board) -> None:
-        while self.pending:
-            ready, _ = ray.wait(list(self.pending), num_returns=1, timeout=1.0)
-            for ref in ready:
-                self.land(ref)
+        """Land answers and finished writes until no run is in flight or being written."""
+        while self.pending or self.writes:
+            if self.pending:  # with writes out, look back soon: each finishes a run's landing
+                ready, _ = ray.wait(list(self.pending), num_returns=1,
+                                    timeout=0.02 if self.writes else 1.0)  # fmt: skip
+                for ref in ready:
+                    self.land(ref)
+            else:
+                wait(self.writes, timeout=1.0, return_when=FIRST_COMPLETED)
+            self.written()
             board = self.update_progress(board)
 
     def land(self, ref) -> None:
@@ -187,25 +200,37 @@ class Dispatch:
                     self.collect(ref, got)
                 except DestinationError as error:
                     self.not_saved(error)
+            self.written(every=True)
             for queue in self.queues.values():  # the runs left are cancelled (outcome_of)
                 queue.clear()
             self.stop()
 
     def stop(self) -> None:
-        """Stop every trainer (a run still in one is abandoned)."""
+        """Stop every trainer (a run still in one is abandoned), and the writers once idle."""
         for trainer in self.trainers:
             ray.kill(trainer)
         self.trainers.clear()
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)  # after a wind-down, none is left writing
+            self.pool = None
 
     def collect(self, ref, got: Answer) -> None:
-        """Save one finished run (or record its failure) the moment it lands. A signal while
-        it is saved leaves it pending, so the wind-down saves it (a write is whole or absent)."""
+        """Hand one finished run to the writers (or record its failure) the moment it lands. A
+        signal before that leaves it pending, so the wind-down saves it (a write is whole or
+        absent)."""
         flight = self.pending.pop(ref)
         try:
             self._collect(got, flight.run)
         except KeyboardInterrupt:
-            self.pending[ref] = flight
+            if not self.taken(flight.run.run_id):
+                self.pending[ref] = flight
             raise
+
+    def taken(self, run_id: str) -> bool:
+        """The run is being written or was recorded (so the wind-down must not take it again)."""
+        return any(run.run_id == run_id for run, _ in self.writes.values()) or any(
+            item.run_id == run_id for item in self.ended
+        )
 
     def _collect(self, got: Answer, run: PlannedRun) -> None:
         error = got if isinstance(got, Exception) else None
@@ -221,12 +246,37 @@ class Dispatch:
             detail = "".join(traceback.format_exception(error))
             self.failed(run, detail.splitlines()[-1], detail, 1)
         else:
-            self.saved(run, got)
+            self.write(run, got)
+
+    def write(self, run: PlannedRun, result: RunResult) -> None:
+        """Hand a finished run to the writers; when 4 x `writers` already wait, first land one
+        (a destination slower than the runs holds the driver back, never its memory)."""
+        result.metadata["retried_alone"] = run.run_id in self.alone
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(self.writers, thread_name_prefix="fmnist-ray-write")
+        self.writes[self.pool.submit(save_result, run, self.plan, result)] = (run, result)
+        while len(self.writes) > 4 * self.writers:  # this run is in: an error below loses none
+            wait(self.writes, return_when=FIRST_COMPLETED)
+            self.written()
+
+    def written(self, every: bool = False) -> None:
+        """Land the runs whose writes are done (`every`: wait for all, and record a destination
+        error as a run not saved instead of raising it, as the wind-down does)."""
+        if every:
+            wait(self.writes)
+        for future in [future for future in self.writes if future.done()]:
+            run, result = self.writes.pop(future)
+            try:
+                future.result()
+            except DestinationError as error:
+                if not every:
+                    raise
+                self.not_saved(error)
+                continue
+            self.saved(run, result)
 
     def saved(self, run: PlannedRun, result: RunResult) -> None:
-        """Write a finished run and say so."""
-        result.metadata["retried_alone"] = run.run_id in self.alone
-        save_result(run, self.plan, result)
+        """Say that a run was written, and record it."""
         final = result.history[-1]
         seconds = sum(row[SECONDS.name] for row in result.history)
         meta = result.metadata

@@ -194,7 +194,10 @@ def run_grid(
     if not todo:
         return outcome_of(plan, [])
     resolved = {res: resolve_resources(res) for res in {run.resources for run in todo}}
-    data_ref = ray.put(data)  # once: the memory probe and every trainer read this object
+    # Once: the memory probe and every trainer read this object; CPU trainers read its scaled
+    # images in place (one copy per node), GPU ones copy the uint8 images to their device.
+    on_cpu = any(not shape.gpus for shape in resolved.values())
+    data_ref = ray.put(data.with_scaled() if on_cpu and data.scaled is None else data)
     resolved = size_from_memory(resolved, todo, data_ref, stream)
     for exp in plan.experiments:
         requested = plan.resources[exp.name]

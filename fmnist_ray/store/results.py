@@ -150,11 +150,16 @@ def table_bytes(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def write_run(experiment_dir: str | Path | Location, table: pa.Table) -> Location:
-    """Write one run's table durably and atomically to <experiment_dir>/runs/<run_id>.parquet."""
+def write_run(
+    experiment_dir: str | Path | Location, table: pa.Table, clear_failure: bool = True
+) -> Location:
+    """Write one run's table durably and atomically to <experiment_dir>/runs/<run_id>.parquet,
+    and delete the run's failure record: it succeeded this time. `clear_failure=False` when the
+    caller knows there is none (on an object store, looking costs two requests per write)."""
     path = run_path(experiment_dir, table.column("run_id")[0].as_py())
     path.write_bytes(table_bytes(table))
-    failure_path(experiment_dir, path.stem).delete()  # it succeeded this time
+    if clear_failure:
+        failure_path(experiment_dir, path.stem).delete()
     return path
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 from ..errors import FmnistRayError
@@ -174,12 +175,33 @@ def locate(where: str | os.PathLike | Location) -> Location:
     if not is_uri(text):
         return Location(pafs.LocalFileSystem(), os.path.abspath(text), text)
     try:
-        fs, path = pafs.FileSystem.from_uri(text)
+        fs, path = _from_uri(text)
     except (ValueError, OSError) as error:  # ArrowInvalid (a ValueError): unknown scheme, bad URI
         raise StorageError(f"{text}: cannot open this location ({first_line(error)})") from None
     parts = urlsplit(text)
     shown = f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.scheme != "file" else path
     return Location(fs, path.rstrip("/") or path, shown.rstrip("/") or shown)
+
+
+REQUESTS_AT_ONCE = 64  # to an object store: each waits a round trip; see tree.REMOTE_READERS
+
+
+def _from_uri(text: str) -> tuple[pafs.FileSystem, str]:
+    """pyarrow's filesystem for a URI. On S3: as many connections as requests at once (its
+    client sizes its pool from Arrow's I/O threads, 8 by default, and takes at least 25), and
+    small files in one PutObject instead of a multipart upload's three requests
+    (`allow_delayed_open`, in recent pyarrow; a write's errors then come at its close, which
+    write_bytes waits for), unless the URI says otherwise."""
+    parts = urlsplit(text)
+    if parts.scheme == "s3" and pa.io_thread_count() < REQUESTS_AT_ONCE:
+        pa.set_io_thread_count(REQUESTS_AT_ONCE)  # before the client is made
+    if parts.scheme == "s3" and "allow_delayed_open" not in parts.query:
+        delayed = f"{text}{'&' if parts.query else '?'}allow_delayed_open=true"
+        try:
+            return pafs.FileSystem.from_uri(delayed)
+        except ValueError:  # an older pyarrow does not know the option
+            pass
+    return pafs.FileSystem.from_uri(text)
 
 
 def first_line(error: BaseException) -> str:

@@ -27,7 +27,7 @@ from .results import (
     find_run_files,
     run_span,
 )
-from .storage import Location, locate
+from .storage import REQUESTS_AT_ONCE, Location, locate
 
 
 @dataclass(frozen=True)
@@ -118,11 +118,11 @@ class ResultsTree:
 
 # Files read at once: object stores answer each request after a round trip, so many are in flight;
 # a local disk gains little from more than a few.
-REMOTE_READERS, LOCAL_READERS = 48, 4
+REMOTE_READERS, LOCAL_READERS = REQUESTS_AT_ONCE, 4
 
 
 def _read_one(path: Location, with_bytes: bool) -> StoredRun | tuple[Location, str]:
-    """One run file read whole (one GET on an object store when the listing gave its size),
+    """One run file read whole (on an object store: a HEAD for its size, then one GET),
     checked from memory: the run, or (path, why it is invalid)."""
     try:
         try:
