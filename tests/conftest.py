@@ -6,6 +6,7 @@ session and Ray token the suite makes, removed at the end."""
 import os
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -15,6 +16,12 @@ import pytest
 from helpers import LOCAL_RAY, REPO, S3_CREDENTIALS, start_s3_server, train_grid, wait_for  # noqa: F401 (still imported from here by some modules)
 
 from fmnist_ray.training.data import ENV_VAR, default_cache_dir, load_fashion_mnist
+
+# A test run started as a background job of a non-interactive shell (`pytest &`, as CI scripts
+# and agents do) inherits SIGINT and SIGQUIT ignored, and so does every driver a test starts: a
+# Python process that starts with SIGINT ignored never raises KeyboardInterrupt, so the Ctrl-C
+# tests would fail as if the driver lost the signal. The tests send it on purpose: take it back.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 DATA_DIRS = [Path(os.environ[ENV_VAR])] if os.environ.get(ENV_VAR) else [
     REPO.parent / "shared" / "data", default_cache_dir()

@@ -15,7 +15,16 @@ from pathlib import Path
 import pytest
 import ray
 import typer
-from helpers import REPO, cli, descendants, experiment_file, gone_within, results_of, wait_for
+from helpers import (
+    REPO,
+    cli,
+    descendants,
+    experiment_file,
+    gone_within,
+    results_of,
+    takes_sigint,
+    wait_for,
+)
 
 import fmnist_ray
 from fmnist_ray import api
@@ -195,6 +204,7 @@ def test_ctrl_c_mid_grid_keeps_finished_runs_and_raises(tmp_path, data_dir):
     try:
         wait_for(lambda: results_of(results / "exp") or driver.poll() is not None, seconds=240)
         its_ray = descendants(driver.pid)
+        assert takes_sigint(driver.pid)
         driver.send_signal(signal.SIGINT)
         out, err = driver.communicate(timeout=120)
     finally:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import cli, descendants, gone_within, wait_for
+from helpers import cli, descendants, gone_within, takes_sigint, wait_for
 
 from fmnist_ray.reporting.sequential import DIFFERENT, OPEN
 from fmnist_ray.settling import comparisons, round_runs, setup, status
@@ -88,6 +88,7 @@ def test_a_tiny_settle_interrupted_and_resumed(tmp_path, data_dir):
     try:
         wait_for(lambda: _runs(results) or driver.poll() is not None, seconds=240)
         its_ray = descendants(driver.pid)
+        assert takes_sigint(driver.pid)
         driver.send_signal(signal.SIGINT)
         out, err = driver.communicate(timeout=120)
     finally:
