@@ -29,15 +29,26 @@ def results_of(folder: Path) -> list[Path]:
     return sorted((folder / "runs").glob("*.parquet"))
 
 
-def gone_within(pids, seconds=30) -> list[int]:
-    """Those of `pids` still running after `seconds`; they are then killed (by pid)."""
+def gone_within(pids, seconds=30) -> list[str]:
+    """Those of `pids` still running after `seconds`, each as "pid state command" so that a
+    failure says what was left; they are then killed (by pid)."""
     try:
         wait_for(lambda: not still_running(pids), seconds=seconds, step=0.5)
     except TimeoutError:
         pass
     leftover = still_running(pids)
+    described = [_describe(pid) for pid in leftover]
     kill_all(leftover)
-    return leftover
+    return described
+
+
+def _describe(pid: int) -> str:
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        command = "?"
+    found = _parent_and_state(pid)
+    return f"{pid} {found[1] if found else '?'} {command.strip()[:200]}"
 
 
 def cli(*args, env=None, cwd=None, timeout=600) -> subprocess.CompletedProcess:
@@ -84,10 +95,20 @@ def wait_for(condition, seconds=300, step=0.2):
     raise TimeoutError("condition not met in time")
 
 
-def _parent_and_state(pid: int) -> tuple[int, str] | None:
+_BORN: dict[int, str] = {}  # pid -> start time, of every process these helpers have seen
+
+
+def _parent_and_state(pid: int, seen_now: bool = False) -> tuple[int, str] | None:
+    """(parent, state) of process `pid`, or None when it is gone, or when its pid now names
+    another process than the one seen before (pids wrap at 32,768 here, and a suite's Ray
+    clusters start thousands of processes); `seen_now` records who it names now."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
+        return None
+    if seen_now:
+        _BORN[pid] = fields[19]  # field 22 of stat: the start time
+    elif _BORN.setdefault(pid, fields[19]) != fields[19]:
         return None
     return int(fields[1]), fields[0]
 
@@ -104,7 +125,7 @@ def descendants(pid: int) -> set[int]:
     """Every process below `pid` now (a driver's Ray: GCS, raylet, workers, agents)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (found := _parent_and_state(int(entry.name))):
+        if entry.name.isdigit() and (found := _parent_and_state(int(entry.name), seen_now=True)):
             children.setdefault(found[0], []).append(int(entry.name))
     below, todo = set(), [pid]
     while todo:
