@@ -2,10 +2,12 @@
 draws, 10,000 trials per row: false positives with no true difference (family-wise), power
 and wrong equivalence claims at the design effect, and the seeds spent against the fixed-n
 design with the same alpha and power (the two-sample t-test's `seeds_needed`, Bonferroni over
-the comparisons, the base case and every arm at n). With `adastop` importable (the AdaStop
-package, Mathieu et al. 2024), its permutation test runs beside ours on the same setting.
+the comparisons, the base case and every arm at n; and, as settle recycles alpha the way Holm
+does, the fixed-n design with Holm's step-down, sized by Monte Carlo). With `adastop`
+importable (the AdaStop package, Mathieu et al. 2024), its permutation test runs beside ours.
 
     python benchmarks/bench_sequential.py [--trials 10000] [--adastop-trials 300] [--smoke]
+        [--futility pocock] [--no-recycle]   # the procedure before 2026-12-05
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import math
 import time
 
 import numpy as np
+from scipy import stats
 
 from fmnist_ray.reporting.sequential import (
     EQUIVALENT,
@@ -22,6 +25,7 @@ from fmnist_ray.reporting.sequential import (
     planned_cap,
     schedule,
     simulate,
+    welch_stats,
 )
 from fmnist_ray.reporting.stats import seeds_needed
 
@@ -35,14 +39,31 @@ CASES = [  # (comparisons, effect in sds): the study's regime (0.5 pp on a sd ne
 ]
 
 
-def row(comparisons: int, effect: float, trials: int, sizing: int = 2000) -> dict[str, float]:
-    design = Design(effect=effect, alpha=0.05, power=0.8, comparisons=comparisons)
+def fixed_holm(comparisons: int, effect: float, trials: int = 20_000, seed: int = 5) -> int:
+    """Runs of the fixed-n design tested with Holm's step-down (Welch t per arm, every arm at
+    the effect): the smallest n per arm whose power per comparison reaches 80%."""
+    rng, m = np.random.default_rng(seed), comparisons
+    thresholds = 0.05 / (m - np.arange(m))  # Holm: the smallest p against alpha / m, ...
+    for n in range(2, 1000):
+        base = rng.normal(0.0, 1.0, (trials, 1, n))
+        diff, se, df = welch_stats(rng.normal(effect, 1.0, (trials, m, n)), base)
+        p = np.sort(2 * stats.t.sf(np.abs(diff) / se, df), axis=1)
+        found = np.cumprod(p <= thresholds, axis=1).sum(axis=1)  # step down until one fails
+        if found.mean() / m >= 0.8:
+            return n * (m + 1)
+    raise ValueError("no n up to 1000 reaches 80%")
+
+
+def row(comparisons: int, effect: float, trials: int, sizing: int = 2000, **procedure) -> dict:
+    design = Design(effect=effect, alpha=0.05, power=0.8, comparisons=comparisons, **procedure)
     started = time.perf_counter()
     cap = planned_cap(design, 1.0, FIRST, STEP, trials=sizing)
     looks = schedule(FIRST, STEP, cap)
     null = simulate(design, looks, [0.0] * comparisons, 1.0, trials, seed=101)
     found = simulate(design, looks, [effect] * comparisons, 1.0, trials, seed=102)
     fixed = seeds_needed(effect, 1.0, design.level) * (comparisons + 1)
+    holm = fixed_holm(comparisons, effect)
+    average = (null.runs.mean() + found.runs.mean()) / 2
     return {
         "comparisons": comparisons,
         "effect_sd": effect,
@@ -55,7 +76,9 @@ def row(comparisons: int, effect: float, trials: int, sizing: int = 2000) -> dic
         "runs_null": float(null.runs.mean()),
         "runs_effect": float(found.runs.mean()),
         "fixed": fixed,
-        "ratio": (null.runs.mean() + found.runs.mean()) / 2 / fixed,
+        "ratio": average / fixed,
+        "holm": holm,
+        "ratio_holm": average / holm,
         "seconds": time.perf_counter() - started,
     }
 
@@ -91,20 +114,25 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="500 trials, first case only")
     parser.add_argument("--adastop-trials", type=int, default=300, help="(pure Python: slow)")
     parser.add_argument("--only-adastop", action="store_true", help="skip our rows")
+    parser.add_argument("--spending", default=Design.spending, help="of alpha over the looks")
+    parser.add_argument("--futility", default=Design.futility, help="of beta over the looks")
+    parser.add_argument("--no-recycle", action="store_true", help="Bonferroni, not Holm")
     args = parser.parse_args()
+    procedure = {"spending": args.spending, "futility": args.futility,
+                 "recycle": not args.no_recycle}  # fmt: skip
     trials, cases = (500, CASES[:1]) if args.smoke else (args.trials, CASES)
-    print(f"{trials} trials per row; first look at {FIRST} seeds, +{STEP} per round")
+    print(f"{trials} trials per row; first look at {FIRST} seeds, +{STEP} per round; {procedure}")
     print("| comparisons | effect (sd) | cap | looks | false positives (family) | power | "
           "wrong 'smaller' at effect | runs, no difference | runs, at effect | fixed-n runs "
-          "| sequential / fixed |")  # fmt: skip
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| sequential / fixed | fixed-n runs, Holm | sequential / fixed, Holm |")  # fmt: skip
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for comparisons, effect in [] if args.only_adastop else cases:
-        r = row(comparisons, effect, trials, sizing=300 if args.smoke else 2000)
+        r = row(comparisons, effect, trials, sizing=300 if args.smoke else 2000, **procedure)
         error = 2 * math.sqrt(0.05 * 0.95 / trials)
         print(f"| {comparisons} | {effect} | {r['cap']} | {r['looks']} | {r['fwer']:.4f} "
               f"(±{error:.4f}) | {r['power']:.3f} | {r['wrong_equivalent']:.3f} | "
               f"{r['runs_null']:.1f} | {r['runs_effect']:.1f} | {r['fixed']} | "
-              f"{r['ratio']:.3f} |")  # fmt: skip
+              f"{r['ratio']:.3f} | {r['holm']} | {r['ratio_holm']:.3f} |")  # fmt: skip
     try:
         import adastop  # noqa: F401
     except ImportError:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from .reporting.model import SETTLE_FILE
-from .reporting.sequential import OPEN, Design, Verdict, replay, schedule
+from .reporting.sequential import OPEN, Design, Verdict, replay_all, schedule
 from .spec.config import SEED_FIELD, ConfigError, RunConfig, format_value
 from .spec.grid import Experiment, with_seeds
 from .spec.metrics import HEADLINE
@@ -95,14 +95,18 @@ def _values(cfg: RunConfig, seeds: tuple[int, ...], finals: dict[str, float]) ->
     return values
 
 
-def status(comparison: Comparison, finals: dict[str, float], design: Design, looks) -> Status:
-    """Replay one comparison's looks over the results found."""
-    arm = _values(comparison.arm, comparison.seeds, finals)
-    base = _values(comparison.base, comparison.seeds, finals)
-    verdict = replay(arm, base, looks, design)
-    following = verdict.look if verdict.look < len(looks) else None
-    next_seeds = looks[following] if following is not None else None
-    return Status(comparison, verdict, len(arm), len(base), next_seeds)
+def statuses_of(found: list[Comparison], finals: dict[str, float], design: Design,
+                looks) -> list[Status]:  # fmt: skip
+    """Replay every comparison's looks over the results found, all together: with Holm's
+    recycling a difference found in one comparison lowers the others' bounds."""
+    values = [(_values(c.arm, c.seeds, finals), _values(c.base, c.seeds, finals)) for c in found]
+    out = []
+    for c, (arm, base), verdict in zip(found, values, replay_all(values, looks, design),
+                                       strict=True):  # fmt: skip
+        following = verdict.look if verdict.look < len(looks) else None
+        next_seeds = looks[following] if following is not None else None
+        out.append(Status(c, verdict, len(arm), len(base), next_seeds))
+    return out
 
 
 def round_runs(statuses: list[Status]) -> list[RunConfig]:
@@ -135,13 +139,27 @@ def round_experiments(experiments: list[Experiment], runs: list[RunConfig]) -> l
 def design_record(design: Design, looks: tuple[int, ...], names: list[str]) -> dict:
     return {"effect": design.effect, "alpha": design.alpha, "power": design.power,
             "comparisons": design.comparisons, "spending": design.spending,
-            "futility": design.futility, "looks": list(looks), "experiments": names,
-            "metric": HEADLINE.name}  # fmt: skip
+            "futility": design.futility, "recycle": design.recycle, "looks": list(looks),
+            "experiments": names, "metric": HEADLINE.name}  # fmt: skip
 
 
 def read_record(folder: Location) -> dict | None:
     path = folder / SETTLE_FILE
     return json.loads(path.read_text()) if path.exists() else None
+
+
+PROCEDURE = {"spending": "pocock", "futility": "pocock", "recycle": False}  # before 2026-12-05
+
+
+def procedure_of(root: Location, names: list[str]) -> dict:
+    """The procedure (spending, futility, recycling) an earlier settle of these experiments
+    recorded, which a resumed one keeps: new defaults apply to new settles only. Records
+    from before a key existed ran with PROCEDURE's value."""
+    for name in names:
+        found = read_record(root / name)
+        if found is not None:
+            return {key: found.get(key, default) for key, default in PROCEDURE.items()}
+    return {}
 
 
 def check_records(root: Location, names: list[str], record: dict) -> list[dict]:
@@ -152,7 +170,7 @@ def check_records(root: Location, names: list[str], record: dict) -> list[dict]:
         found = read_record(root / name)
         if found is None:
             continue
-        earlier = {key: found.get(key) for key in record}
+        earlier = {key: found.get(key, PROCEDURE.get(key)) for key in record}
         if earlier != record:
             changed = [f"{key} {earlier[key]!r} -> {record[key]!r}"
                        for key in record if earlier[key] != record[key]]  # fmt: skip
@@ -217,7 +235,7 @@ class Setup:
         return [exp.name for exp in self.experiments]
 
     def statuses(self, finals: dict[str, float]) -> list[Status]:
-        return [status(c, finals, self.design, self.looks) for c in self.comparisons]
+        return statuses_of(self.comparisons, finals, self.design, self.looks)
 
 
 def setup(experiments: list[Experiment], root: Location, effect: float, alpha: float,
@@ -232,6 +250,7 @@ def setup(experiments: list[Experiment], root: Location, effect: float, alpha: f
     if not found:
         raise ConfigError(["settle: the files compare no arm with a base case"])
     design = Design(effect=effect, alpha=alpha, power=power, comparisons=len(found))
+    design = replace(design, **procedure_of(root, [exp.name for exp in experiments]))
     looks = schedule(first, step, max_seeds)
     record = design_record(design, looks, [exp.name for exp in experiments])
     return Setup(experiments, root, found, design, looks, record)
@@ -273,7 +292,8 @@ def verdict_table(statuses: list[Status], job: Setup) -> str:
     return "\n".join([
         format_table(header, describe(statuses)),
         f"sequential test: Welch t per arm against its base case, looks at {list(job.looks)} "
-        f"seeds, family-wise alpha {design.alpha:g} over {design.comparisons} comparisons, "
+        f"seeds, family-wise alpha {design.alpha:g} over {design.comparisons} comparisons"
+        f"{' (Holm: a difference found passes its alpha on)' if design.recycles else ''}, "
         f"'smaller than effect' at {design.effect * 100:g} pp wrong at most "
         f"{design.beta:.0%} of the time",
     ])  # fmt: skip

@@ -1,11 +1,13 @@
 """The sequential procedure on synthetic normal draws (no training, seconds): its boundaries
 against an independent Monte Carlo and the published Pocock values, false positives at most
 alpha under no difference, the planned power at the design effect, equivalence claims wrong at
-most 1 - power, fewer seeds than the fixed-n design, and one comparison replayed by seed."""
+most 1 - power, fewer seeds than the fixed-n design, Holm's recycling, and comparisons
+replayed by seed."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -21,8 +23,10 @@ from fmnist_ray.reporting.sequential import (
     max_seeds_for,
     planned_cap,
     replay,
+    replay_all,
     schedule,
     simulate,
+    spent,
 )
 from fmnist_ray.reporting.stats import seeds_needed
 
@@ -59,7 +63,7 @@ def _z(level: float) -> float:
     return float(norm.isf(level))
 
 
-CAP = 22  # planned_cap(design, 1.0, 3, 1, trials=2000): sized on other draws (seed 0)
+CAP = 24  # planned_cap(design, 1.0, 3, 1, trials=2000): sized on other draws (seed 0)
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +104,33 @@ def test_fewer_seeds_than_the_fixed_n_design_at_the_same_error_rates(planned):
     null = simulate(design, looks, [0.0, 0.0], 1.0, TRIALS, seed=13)
     found = simulate(design, looks, [EFFECT, EFFECT], 1.0, TRIALS, seed=14)
     average = (null.runs.mean() + found.runs.mean()) / 2
-    assert average < 0.8 * fixed, (average, fixed)  # benchmarks/RESULTS.md has the figure
-    assert null.runs.mean() < 0.75 * fixed
+    assert average < 0.7 * fixed, (average, fixed)  # the issue's goal: 30% fewer at least
+    assert null.runs.mean() < 0.7 * fixed
+
+
+def test_a_difference_found_passes_its_alpha_on_and_a_true_null_stays_at_alpha(planned):
+    """Holm's recycling: with one arm at the design effect and one at no difference, the null
+    arm may be tested at the whole alpha once the other is found, and is still called
+    different at most alpha of the time; the arm at the effect is found more often than
+    with Bonferroni."""
+    design, looks = planned
+    partial = simulate(design, looks, [EFFECT, 0.0], 1.0, TRIALS, seed=15)
+    assert (partial.decisions[:, 1] == DIFFERENT).mean() <= 0.05 + 2 * math.sqrt(
+        0.05 * 0.95 / TRIALS
+    )
+    both = simulate(design, looks, [EFFECT, EFFECT], 1.0, TRIALS, seed=16)
+    alone = simulate(replace(design, recycle=False), looks, [EFFECT, EFFECT], 1.0, TRIALS, seed=16)
+    assert both.power > alone.power
+    assert both.runs.mean() < alone.runs.mean()
+
+
+def test_hwang_shih_decani_spending_spends_all_and_early_for_positive_gamma():
+    assert spent(1.0, 0.2, "hsd(4)") == pytest.approx(0.2)
+    assert spent(0.3, 0.2, "hsd(0)") == pytest.approx(0.06)  # gamma 0: linear
+    assert spent(0.2, 0.2, "hsd(4)") == pytest.approx(
+        0.2 * 0.5610, abs=1e-4
+    )  # (1 - e^-0.8) / (1 - e^-4)
+    assert spent(0.2, 0.2, "hsd(4)") > spent(0.2, 0.2, "pocock") > spent(0.2, 0.2, "linear")
 
 
 def test_replay_decides_by_seed_order_and_stops_at_the_decision():
@@ -118,3 +147,21 @@ def test_replay_decides_by_seed_order_and_stops_at_the_decision():
     assert (short.decision, short.look) == (OPEN, 0)
     at_cap = replay(base[:12] + 0.0008, base[:12], schedule(3, 1, 10), design)
     assert at_cap.decision in (CAPPED, EQUIVALENT)
+
+
+def test_replayed_together_a_difference_found_lowers_the_others_bound():
+    """Two comparisons at one look: one far above its base, one whose |Z| lies between the
+    whole-alpha bound and the half-alpha one. Together (Holm) both are found; the second alone,
+    at its Bonferroni share, is not."""
+    design = Design(effect=0.05, alpha=0.05, power=0.8, comparisons=2)
+    looks = (6,)  # one look: the bounds are the fixed-n ones, |Z| 1.96 and 2.24
+    base = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
+    near = base + 2.4 * math.sqrt(2 * base.var(ddof=1) / 6)  # t 2.4 at df 10: p 0.037
+    far = base + 10.0
+    together = replay_all([(far, base), (near, base)], looks, design)
+    assert [v.decision for v in together] == [DIFFERENT, DIFFERENT]
+    assert (
+        replay_all([(far, base), (near, base)], looks, replace(design, recycle=False))[1].decision
+        != DIFFERENT
+    )
+    assert replay(near, base, looks, design).decision != DIFFERENT

@@ -16,8 +16,8 @@ import pytest
 from helpers import cli, descendants, gone_within, takes_sigint, wait_for
 
 from fmnist_ray.reporting.sequential import DIFFERENT, OPEN
-from fmnist_ray.settling import comparisons, round_runs, setup, status
-from fmnist_ray.spec.config import RunConfig
+from fmnist_ray.settling import check_records, comparisons, round_runs, setup, statuses_of
+from fmnist_ray.spec.config import ConfigError, RunConfig
 from fmnist_ray.spec.grid import load_experiment
 from fmnist_ray.store.storage import locate
 
@@ -54,12 +54,30 @@ def test_comparisons_and_the_first_round_come_from_the_files(tmp_path):
     assert found[0].seeds == (0, 1, 2, 3, 4, 5)
     job = setup([exp], locate(str(tmp_path / "r")), 0.2, 0.05, 0.8, 6, 1)
     assert job.looks == (2, 3, 4, 5, 6) and job.design.comparisons == 2
-    statuses = [status(c, {}, job.design, job.looks) for c in found]
+    statuses = statuses_of(found, {}, job.design, job.looks)
     assert all(s.verdict.decision == OPEN and s.next_seeds == 2 for s in statuses)
     runs = round_runs(statuses)  # the base case once, though both arms need it
     base = RunConfig(model="fc", epochs=1, lr=0.001, seed=0)
     assert len(runs) == 6 and len({cfg.run_id for cfg in runs}) == 6
     assert base.run_id in {cfg.run_id for cfg in runs}
+
+
+def test_a_resumed_settle_keeps_the_procedure_its_record_names(tmp_path):
+    """A settle begun before Holm's recycling and the earlier equivalence spending existed
+    goes on with the procedure it began with (its record has no 'recycle' key); a new one gets
+    the defaults; a changed effect is still refused."""
+    exp, root = load_experiment(str(write(tmp_path))), tmp_path / "r"
+    fresh = setup([exp], locate(str(root)), 0.2, 0.05, 0.8, 6, 1)
+    assert (fresh.design.futility, fresh.design.recycle) == ("hsd(4)", True)
+    old = {key: value for key, value in fresh.record.items() if key != "recycle"}
+    (root / "tiny").mkdir(parents=True)
+    (root / "tiny" / "settle.json").write_text(json.dumps(old | {"futility": "pocock"}))
+    resumed = setup([exp], locate(str(root)), 0.2, 0.05, 0.8, 6, 1)
+    assert (resumed.design.futility, resumed.design.recycle) == ("pocock", False)
+    assert check_records(resumed.root, resumed.names, resumed.record) == []
+    changed = setup([exp], locate(str(root)), 0.3, 0.05, 0.8, 6, 1)
+    with pytest.raises(ConfigError, match="another design"):
+        check_records(changed.root, changed.names, changed.record)
 
 
 def test_settle_plan_shows_rounds_and_trains_nothing(tmp_path):

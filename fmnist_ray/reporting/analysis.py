@@ -26,7 +26,6 @@ from .model import (
     Run,
 )
 from .power import experiment_power, fill_alternatives
-from .settled import fill_settled
 from .stats import ALPHA, compare, holm, summarize
 
 
@@ -60,8 +59,7 @@ def summarize_experiment(
     )
     fill_statistics(report)
     fill_alternatives(report)
-    report.settle = files.settle
-    fill_settled(report, experiment)
+    report.settle = files.settle  # replayed with the rest of its settle: build.analyze
     report.power = experiment_power(report, effect)
     notes.extend(_experiment_notes(report))
     return report

@@ -17,6 +17,7 @@ from .load import ExperimentFiles, default_out_dir, load_tree, read_reference
 from .model import OVERVIEW, ExperimentReport, Reference
 from .power import experiment_power, fill_correlations, planned_comparisons, study_holm
 from .references import check_references, parse_references
+from .settled import fill_settled
 from .tables import index_blocks, summary_blocks
 
 
@@ -51,6 +52,7 @@ def analyze(
     values that name no arm."""
     experiments, all_runs, notes = load_tree(paths)
     reports = [summarize_experiment(files, all_runs, effect) for files in experiments]
+    fill_settled(reports, [files.experiment for files in experiments])
     study_holm(reports)
     fill_correlations(reports)
     for report in reports:

@@ -2,10 +2,14 @@
 case, looked at after every round of seeds, with the family-wise false-positive rate kept at
 alpha over all comparisons and all looks. Pure numpy/scipy: no torch, no Ray, no files.
 
-Per comparison (Bonferroni: level alpha / comparisons) at look k with n_k seeds per arm:
+Per comparison at look k with n_k seeds per arm:
 - difference found when Welch's |t|, as a normal quantile of its p, crosses c_k: Lan-DeMets
   alpha spending (Pocock-type by default) over the information fractions n_k / n_K,
-  the boundaries computed exactly by numerical integration (Armitage, McPherson and Rowe 1969);
+  the boundaries computed exactly by numerical integration (Armitage, McPherson and Rowe 1969),
+  at level alpha / m with m the comparisons not yet found different: Holm's step-down, each
+  difference found passing its share of alpha on to the comparisons still open, with their
+  boundaries recomputed at the new level (Maurer and Bretz 2013; Bonferroni when `recycle` is
+  off, as settles before it recorded);
 - smaller than `effect` (equivalence) when |diff| + t(1 - g_k) * se < effect: two one-sided
   tests at level g_k, the g_k spending `beta` = 1 - power over the looks, so a real difference
   of `effect` or more is called smaller with probability beta at most;
@@ -41,16 +45,27 @@ class Design:
     alpha: float = 0.05
     power: float = 0.80
     comparisons: int = 1
-    # Lan-DeMets Pocock-type spending for both: with a look after every seed and few seeds,
-    # it spends alpha and beta where the stops save most (benchmarks/bench_sequential.py).
-    spending: str = "pocock"  # of alpha over the looks: or "obrien-fleming" (late), "linear"
-    futility: str = "pocock"  # of beta on equivalence over the looks
+    # With a look after every seed and few seeds, Pocock-type alpha spending and beta spent
+    # earlier still (Hwang-Shih-DeCani, gamma 4: 56% of it by a fifth of the cap) stop where
+    # the stops save most (benchmarks/bench_sequential.py compares the choices).
+    spending: str = "pocock"  # of alpha over the looks: or "obrien-fleming", "linear", "hsd(g)"
+    futility: str = "hsd(4)"  # of beta on equivalence over the looks
     equivalence_error: float | None = None  # of 'smaller than effect' claims; None: 1 - power
+    recycle: bool = True  # Holm: a difference found passes its alpha to the open comparisons
 
     @property
     def level(self) -> float:
-        """Each comparison's share of alpha (Bonferroni)."""
+        """Each comparison's share of alpha before any is found different (Bonferroni)."""
         return self.alpha / max(1, self.comparisons)
+
+    @property
+    def recycles(self) -> bool:
+        """Whether a difference found can pass alpha on (recycling, and another comparison)."""
+        return self.recycle and self.comparisons > 1
+
+    def level_after(self, found: int) -> float:
+        """Each open comparison's level once `found` comparisons are found different."""
+        return self.alpha / max(1, self.comparisons - (found if self.recycle else 0))
 
     @property
     def beta(self) -> float:
@@ -75,7 +90,10 @@ def spent(fraction: float, total: float, spending: str) -> float:
         return float(2 * scipy_stats.norm.sf(scipy_stats.norm.isf(total / 2) / math.sqrt(t)))
     if spending == "linear":
         return total * t
-    raise ValueError(f"unknown spending {spending!r}: obrien-fleming, pocock or linear")
+    if spending.startswith("hsd(") and spending.endswith(")"):  # Hwang, Shih and DeCani 1990
+        gamma = float(spending[4:-1])
+        return total * t if gamma == 0 else total * math.expm1(-gamma * t) / math.expm1(-gamma)
+    raise ValueError(f"unknown spending {spending!r}: obrien-fleming, pocock, linear or hsd(g)")
 
 
 def _step(density: np.ndarray, grid: np.ndarray, info: tuple[float, float], drift: float):
@@ -209,22 +227,37 @@ class Verdict:
 
 
 def replay(arm: np.ndarray, base: np.ndarray, looks: tuple[int, ...], design: Design) -> Verdict:
-    """One comparison: the values of the arm and of the base case in seed order (one look
-    uses the first n_k of each), tested at every look of `looks` the values reach."""
-    bounds = efficacy_bounds(looks, design.level, design.spending)
+    """One comparison alone (no other's difference passes it alpha): see `replay_all`."""
+    return replay_all([(arm, base)], looks, design)[0]
+
+
+def replay_all(pairs, looks: tuple[int, ...], design: Design) -> list[Verdict]:
+    """Every comparison of one design, each (arm values, base values) in seed order (look k
+    uses the first n_k of each), tested look by look while the values reach it. Within a look
+    Holm steps down: each difference found lowers the bound for the others still open."""
     levels = equivalence_levels(looks, design.beta, design.futility)
-    reached = [k for k, n in enumerate(looks) if len(arm) >= n and len(base) >= n]
-    verdict = Verdict(OPEN, 0, 0, math.nan, math.nan, math.nan, 0)
-    for k in reached:
-        n = looks[k]
-        diff, se, df = welch_stats(np.asarray(arm[:n], float), np.asarray(base[:n], float))
-        last = k == len(looks) - 1
-        decision = decide_look(diff, se, df, bounds[k], levels[k], design.effect, last).item()
-        sign = int(np.sign(diff)) if decision == DIFFERENT else 0
-        verdict = Verdict(decision, k + 1, n, float(diff), float(se), bounds[k], sign)
-        if decision != OPEN:
+    verdicts = [Verdict(OPEN, 0, 0, math.nan, math.nan, math.nan, 0)] * len(pairs)
+    for k, n in enumerate(looks):
+        open_now = [i for i, (arm, base) in enumerate(pairs)
+                    if verdicts[i].decision == OPEN and min(len(arm), len(base)) >= n]  # fmt: skip
+        if not open_now:
             break
-    return verdict
+        stats = {i: welch_stats(np.asarray(pairs[i][0][:n], float),
+                                np.asarray(pairs[i][1][:n], float)) for i in open_now}  # fmt: skip
+        decided = False
+        while not decided:
+            found = sum(v.decision == DIFFERENT for v in verdicts)
+            bound = efficacy_bounds(looks, design.level_after(found), design.spending)[k]
+            decided = True
+            for i in open_now:
+                diff, se, df = stats[i]
+                now = decide_look(diff, se, df, bound, levels[k], design.effect,
+                                  k == len(looks) - 1).item()  # fmt: skip
+                if verdicts[i].decision != DIFFERENT:
+                    sign = int(np.sign(diff)) if now == DIFFERENT else 0
+                    verdicts[i] = Verdict(now, k + 1, n, float(diff), float(se), bound, sign)
+                    decided = decided and now != DIFFERENT
+    return verdicts
 
 
 def power_at(looks: tuple[int, ...], design: Design, sd: float) -> float:
@@ -259,11 +292,18 @@ def max_seeds_for(design: Design, sd: float, first: int, step: int, most: int = 
 def planned_cap(design: Design, sd: float, first: int, step: int, trials: int = 2000) -> int:
     """The cap with which the procedure itself (t-tests, sd estimated) reaches design.power
     at design.effect on normal draws of sd `sd`: from `max_seeds_for` up, a seeded Monte Carlo
-    of `trials` trials per cap tried."""
+    of `trials` trials per cap tried, and down again where Holm's recycling needs fewer (the
+    integration is per comparison at its Bonferroni level)."""
+
+    def power(cap: int) -> float:
+        arms = [design.effect] * design.comparisons
+        return simulate(design, schedule(first, step, cap), arms, sd, trials, 0).power
+
     cap = max_seeds_for(design, sd, first, step)
-    arms = [design.effect] * design.comparisons
-    while simulate(design, schedule(first, step, cap), arms, sd, trials, 0).power < design.power:
+    while power(cap) < design.power:
         cap += step
+    while cap - step >= first and power(cap - step) >= design.power:
+        cap -= step
     return cap
 
 
@@ -300,17 +340,25 @@ def simulate(
     m, cap = len(diffs), looks[-1]
     base = rng.normal(0.0, sd, size=(trials, cap))
     arms = rng.normal(0.0, sd, size=(trials, m, cap)) + np.asarray(diffs)[None, :, None]
-    bounds = efficacy_bounds(looks, design.level, design.spending)
     levels = equivalence_levels(looks, design.beta, design.futility)
+    # bounds[found][k]: look k's bound once `found` comparisons are found different
+    bounds = np.array([efficacy_bounds(looks, design.level_after(found), design.spending)
+                       for found in range(m + 1)])  # fmt: skip
     decisions = np.full((trials, m), OPEN, dtype=object)
     closed_at = np.full((trials, m), cap)
     signs = np.zeros((trials, m), dtype=int)
     for k, n in enumerate(looks):
         diff, se, df = welch_stats(arms[:, :, :n], base[:, None, :n])
-        now = decide_look(diff, se, df, bounds[k], levels[k], design.effect, k == len(looks) - 1)
-        fresh = (decisions == OPEN) & (now != OPEN)
-        decisions[fresh], closed_at[fresh] = now[fresh], n
-        signs[fresh & (now == DIFFERENT)] = np.sign(diff[fresh & (now == DIFFERENT)]).astype(int)
+        last, fresh = k == len(looks) - 1, np.ones((trials, m), dtype=bool)
+        while fresh.any():  # Holm within the look: each difference found lowers the others' bound
+            found = (decisions == DIFFERENT).sum(axis=1)
+            now = decide_look(diff, se, df, bounds[found, k][:, None], levels[k], design.effect,
+                              last)  # fmt: skip
+            fresh = (decisions == OPEN) & (now == DIFFERENT)
+            decisions[fresh], closed_at[fresh] = DIFFERENT, n
+            signs[fresh] = np.sign(diff[fresh]).astype(int)
+        stopped = (decisions == OPEN) & (now != OPEN)
+        decisions[stopped], closed_at[stopped] = now[stopped], n
         if not (decisions == OPEN).any():
             break
     runs = closed_at.max(axis=1) + closed_at.sum(axis=1)

@@ -3,11 +3,13 @@ the sequential test over the runs read (reporting/sequential.py), and the blocks
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..spec.grid import with_seeds
 from ..spec.metrics import HEADLINE
 from .document import Block, Column, Heading, Paragraph, Row, Table
 from .model import ExperimentReport
-from .sequential import CAPPED, DIFFERENT, OPEN, Design, replay
+from .sequential import CAPPED, DIFFERENT, OPEN, Design, replay_all
 from .text import signed
 
 
@@ -15,7 +17,7 @@ def design_of(record: dict) -> tuple[Design, tuple[int, ...]]:
     """The design and looks a settle record names."""
     design = Design(effect=record["effect"], alpha=record["alpha"], power=record["power"],
                     comparisons=record["comparisons"], spending=record["spending"],
-                    futility=record["futility"])  # fmt: skip
+                    futility=record["futility"], recycle=record.get("recycle", False))  # fmt: skip
     return design, tuple(record["looks"])
 
 
@@ -29,18 +31,35 @@ def _in_order(arm, seeds: tuple[int, ...]) -> list[float]:
     return values
 
 
-def fill_settled(report: ExperimentReport, experiment) -> None:
-    """Replay each compared arm against the base case under the record's design."""
-    record, base = report.settle, report.base
-    if not record or base is None:
-        return
-    design, looks = design_of(record)
-    seeds = with_seeds(experiment, looks[-1]).seeds if experiment else tuple(range(looks[-1]))
-    base_values = _in_order(base, seeds)
-    for arm in report.arms:
-        if arm.comparison is not None:
-            verdict = replay(_in_order(arm, seeds), base_values, looks, design)
+def fill_settled(reports: list[ExperimentReport], experiments: list) -> None:
+    """Replay the compared arms of every settle record under its design, the experiments of
+    one settle together (Holm's recycling ties their verdicts). Where one of them is not in
+    the tree read, recycling is left out and a note says so: Bonferroni holds on any subset."""
+    families: dict[tuple, list] = {}
+    for report, experiment in zip(reports, experiments, strict=True):
+        if report.settle and report.base is not None:
+            families.setdefault(tuple(report.settle["experiments"]), []).append(
+                (report, experiment)
+            )
+    for names, members in families.items():
+        design, looks = design_of(members[0][0].settle)
+        missing = set(names) - {report.name for report, _ in members}
+        if missing and design.recycle:
+            design = replace(design, recycle=False)
+            for report, _ in members:
+                report.notes.append(f"{report.name}: settled with {', '.join(sorted(missing))}, "
+                                    "not read here: replayed without Holm's recycling")  # fmt: skip
+        compared = [(report, arm, _in_order(arm, seeds), _in_order(report.base, seeds))
+                    for report, experiment in members
+                    for seeds in [_seeds(experiment, looks)]
+                    for arm in report.arms if arm.comparison is not None]  # fmt: skip
+        verdicts = replay_all([(arm, base) for _, _, arm, base in compared], looks, design)
+        for (report, arm, _, _), verdict in zip(compared, verdicts, strict=True):
             report.settled.append((arm, verdict))
+
+
+def _seeds(experiment, looks: tuple[int, ...]) -> tuple[int, ...]:
+    return with_seeds(experiment, looks[-1]).seeds if experiment else tuple(range(looks[-1]))
 
 
 def _decision(verdict) -> str:
@@ -62,11 +81,12 @@ def settled_blocks(report: ExperimentReport) -> list[Block]:
                  signed(v.diff * 100) if v.look else "–"])
             for arm, v in report.settled]  # fmt: skip
     rounds = len(report.settle.get("rounds", []))
+    holm = ", Holm: a difference found passes its alpha on" if design.recycles else ""
     text = (
         f"`fmnist-ray settle` ran {rounds} rounds on this experiment: seeds added where a "
         f"comparison was open, looks at {', '.join(map(str, looks))} seeds per arm. Each "
         "comparison is Welch's t-test against the base case at each look, with group-sequential "
-        f"boundaries ({design.spending} alpha spending) that keep false positives at "
+        f"boundaries ({design.spending} alpha spending{holm}) that keep false positives at "
         f"{design.alpha:g} over all {design.comparisons} comparisons of that settle and all its "
         f"looks; 'smaller than effect' means within ±{design.effect * 100:g} pp, a call wrong "
         f"at most {design.beta:.0%} of the time. Look 1 is the experiment's own seeds; look k "
