@@ -11,8 +11,14 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 FC = 'model = "fc"\nepochs = 1'  # the fastest run there is: the fully connected net, one epoch
+# For the tests that start a driver's Ray and train, signal it, and wait for it or rerun: 20-90 s
+# on this 2-core box, 220-300 s under a load of twice its cores, where pytest-timeout's suite
+# default (300 s) failed them with nothing hung. A hang still fails, at 15 minutes.
+UNDER_SIGNALS = pytest.mark.timeout(900)
 
 
 def experiment_file(folder: Path, base: str = FC, seeds=(0, 1), grid: str = "", name: str = "exp"):

@@ -17,6 +17,7 @@ import ray
 import typer
 from helpers import (
     REPO,
+    UNDER_SIGNALS,
     cli,
     descendants,
     experiment_file,
@@ -189,6 +190,7 @@ except fmnist_ray.GridInterrupted as interrupted:
 
 
 @pytest.mark.slow
+@UNDER_SIGNALS
 def test_ctrl_c_mid_grid_keeps_finished_runs_and_raises(tmp_path, data_dir):
     """SIGINT to a Python process running `fmnist_ray.run` (as Jupyter's "interrupt the kernel"
     sends it) once the first of three runs has landed: that run is kept whole, the pending

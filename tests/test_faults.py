@@ -18,6 +18,7 @@ import pytest
 import ray
 from helpers import (
     REPO,
+    UNDER_SIGNALS,
     cli,
     descendants,
     experiment_file,
@@ -173,6 +174,7 @@ def test_missing_bucket_is_one_clear_error(tmp_path, s3_server, s3_credentials):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig, name", [(signal.SIGTERM, "SIGTERM"), (signal.SIGHUP, "SIGHUP")])
+@UNDER_SIGNALS
 def test_sigterm_keeps_finished_runs_and_a_second_driver_is_refused(tmp_path, data_dir, sig, name):
     """SIGTERM (or SIGHUP) to the driver: finished runs kept, pending ones cancelled, the lock
     released, exit 128 + the signal, and the driver's whole Ray gone with it."""
@@ -262,6 +264,7 @@ def test_ctrl_c_in_a_terminal_saves_every_finished_run_and_exits_130(tmp_path, d
 
 
 @pytest.mark.slow
+@UNDER_SIGNALS
 def test_driver_sigkill_loses_nothing_and_rerun_trains_the_rest(tmp_path, data_dir):
     exp, results = experiment_file(tmp_path, seeds=(0, 1, 2, 3)), tmp_path / "results"
     driver = start_cli("run", exp, "--data-dir", data_dir, "--results", results, "--num-cpus", "1")
@@ -405,6 +408,7 @@ def test_a_node_removed_mid_grid_loses_and_duplicates_nothing(tmp_path, small):
     assert all(landed[run]["ray_node_id"] != doomed.node_id for run in cut)
 
 
+@UNDER_SIGNALS
 def test_ctrl_c_writes_runs_that_finished_but_were_not_collected(
     tmp_path, local_ray, small, monkeypatch
 ):
@@ -427,6 +431,7 @@ def test_ctrl_c_writes_runs_that_finished_but_were_not_collected(
     assert len(results_of(tmp_path / "r" / "exp")) == 3
 
 
+@UNDER_SIGNALS
 def test_ctrl_c_while_a_run_is_being_written_still_writes_it(
     tmp_path, local_ray, small, monkeypatch
 ):

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import cli, descendants, gone_within, takes_sigint, wait_for
+from helpers import UNDER_SIGNALS, cli, descendants, gone_within, takes_sigint, wait_for
 
 from fmnist_ray.reporting.sequential import DIFFERENT, OPEN
 from fmnist_ray.settling import check_records, comparisons, round_runs, setup, statuses_of
@@ -98,6 +98,7 @@ def _runs(folder: Path) -> list[Path]:
 
 
 @pytest.mark.slow
+@UNDER_SIGNALS
 def test_a_tiny_settle_interrupted_and_resumed(tmp_path, data_dir):
     exp, results = write(tmp_path), tmp_path / "r"
     env = os.environ | {"FMNIST_DATA_DIR": str(data_dir)}
