@@ -23,7 +23,7 @@ from ..spec.metrics import HEADLINE, SECONDS
 from ..spec.result import RunResult
 from .collect import DestinationError, save_failure, save_result
 from .progress import GridProgress
-from .signals import patient
+from .signals import held, patient
 from .trainer import Trainer, TrainFn, trainer_slots
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -198,8 +198,8 @@ class Dispatch:
                     continue  # its run did not finish: cancelled below
                 try:
                     self.collect(ref, got)
-                except DestinationError as error:
-                    self.not_saved(error)
+                except DestinationError:
+                    pass  # that run is recorded as not saved (written); save the others
             self.written(every=True)
             for queue in self.queues.values():  # the runs left are cancelled (outcome_of)
                 queue.clear()
@@ -260,20 +260,25 @@ class Dispatch:
             self.written()
 
     def written(self, every: bool = False) -> None:
-        """Land the runs whose writes are done (`every`: wait for all, and record a destination
-        error as a run not saved instead of raising it, as the wind-down does)."""
+        """Land the runs whose writes are done, each taken off the writes and recorded with
+        signals held (a signal in between would leave a kept run counted as cancelled). A run
+        the destination refused is recorded as not saved; then DestinationError is raised,
+        unless `every` (wait for all, as the wind-down does)."""
         if every:
             wait(self.writes)
+        refused = None
         for future in [future for future in self.writes if future.done()]:
-            run, result = self.writes.pop(future)
-            try:
-                future.result()
-            except DestinationError as error:
-                if not every:
-                    raise
-                self.not_saved(error)
-                continue
-            self.saved(run, result)
+            with held():
+                run, result = self.writes.pop(future)
+                try:
+                    future.result()
+                except DestinationError as error:
+                    self.not_saved(error)
+                    refused = refused or error
+                    continue
+                self.saved(run, result)
+        if refused is not None and not every:
+            raise refused
 
     def saved(self, run: PlannedRun, result: RunResult) -> None:
         """Say that a run was written, and record it."""

@@ -213,8 +213,7 @@ def run_grid(
     except KeyboardInterrupt as interrupt:
         grid.signal = signal_of(interrupt)
         grid.wind_down(stream, "interrupted")
-    except DestinationError as error:
-        grid.not_saved(error)
+    except DestinationError:  # its run is recorded as not saved (Dispatch.written)
         grid.wind_down(stream, "the results destination is failing")
     finally:
         grid.progress.close()

@@ -1,5 +1,6 @@
-"""Signals during a grid: SIGTERM and SIGHUP end it the way Ctrl-C does, and while finished
-runs are being saved afterwards, further signals only say so instead of cutting that short."""
+"""Signals during a grid: SIGTERM and SIGHUP end it the way Ctrl-C does, a signal that comes
+while the driver records a run waits until the run is recorded, and while finished runs are
+being saved afterwards, further signals only say so instead of cutting that short."""
 
 from __future__ import annotations
 
@@ -41,6 +42,19 @@ def _handlers(wanted: dict[int, Callable]) -> Iterator[None]:
     finally:
         for sig, action in saved.items():
             signal.signal(sig, action)
+
+
+@contextmanager
+def held() -> Iterator[None]:
+    """A stopping signal that comes meanwhile is sent again at the end, to whatever handler was
+    there before (raising, saying, or ignoring it): a few steps that must not be cut apart."""
+    came: list[int] = []
+    try:
+        with _handlers(dict.fromkeys(STOPPING, lambda signum, frame: came.append(signum))):
+            yield
+    finally:
+        if came:
+            signal.raise_signal(came[0])
 
 
 @contextmanager
