@@ -1,5 +1,5 @@
-"""`python -m fmnist_ray` runs the command line."""
+"""`python -m fmnist_ray` runs the command line, leaving as the installed command does."""
 
-from .cli.commands import main
+from .cli.leaving import console
 
-main()
+console()
