@@ -20,11 +20,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from helpers import S3_CREDENTIALS, start_s3_server  # noqa: E402
-from s3_latency import LatencyProxy  # noqa: E402
+from s3_latency import ProxyProcess  # noqa: E402
 from test_tree_reads import committed_runs, fill  # noqa: E402
 
 
-def measure(proxy: LatencyProxy, label: str, files: int, work) -> None:
+def measure(proxy: ProxyProcess, label: str, files: int, work) -> None:
     proxy.reset()
     start = time.perf_counter()
     work()
@@ -42,7 +42,7 @@ def instant(cfg, data, device, on_epoch=None):
     return RunResult(history=[row])
 
 
-def landing(proxy: LatencyProxy, uri: str, runs: int, writers: int, work: Path) -> None:
+def landing(proxy: ProxyProcess, uri: str, runs: int, writers: int, work: Path) -> None:
     """`runs` instant runs written under `uri`; the landing rate over the grid's second half
     (from the middle run's end to the grid's end: the trainers' start-up is left out)."""
     import numpy as np
@@ -92,7 +92,7 @@ def bench_landing(runs: int, slots: int, latency_ms: float) -> None:
         print(f"{runs} instant runs on {slots} slots, results on S3 at {latency_ms:g} ms per "
               "request:", flush=True)  # fmt: skip
         with (
-            LatencyProxy(address, delay_ms=latency_ms) as proxy,
+            ProxyProcess(address, delay_ms=latency_ms) as proxy,
             tempfile.TemporaryDirectory() as work,
         ):
             for writers in (1, 16):
@@ -140,7 +140,7 @@ def bench(runs: int, latency_ms: float) -> None:
         S3FileSystem(
             endpoint_override=address, scheme="http", allow_bucket_creation=True
         ).create_dir("bench")
-        with LatencyProxy(address, delay_ms=latency_ms) as proxy:
+        with ProxyProcess(address, delay_ms=latency_ms) as proxy:
             uri = f"s3://bench/study?endpoint_override={proxy.address}&scheme=http"
             root = locate(uri)
             fill(root / "others", committed_runs(runs))

@@ -1,16 +1,22 @@
 """A latency-injecting HTTP proxy on loopback, in front of the local S3 server: each request waits
 `delay_ms` before it is forwarded, as on a real object store. Counts requests (by method) and the
-most in flight at once. Real server, real pyarrow S3 client; used by tests and benchmarks alike."""
+most in flight at once. Real server, real pyarrow S3 client; used by tests and benchmarks alike.
+`ProxyProcess` runs it in a process of its own (`python tests/s3_latency.py UPSTREAM DELAY_MS`), so
+that a benchmark's reader does not share its interpreter lock with the proxy's threads."""
 
 from __future__ import annotations
 
 import http.client
+import json
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection"}
+CONTROL = "/__proxy__/"  # the proxy's own paths (no S3 bucket can be named so)
 
 
 def _body(handler: BaseHTTPRequestHandler) -> bytes | None:
@@ -59,6 +65,9 @@ class LatencyProxy:
         self.thread.join(timeout=10)
 
     def _forward(self, handler: BaseHTTPRequestHandler) -> None:
+        if handler.path.startswith(CONTROL):
+            self._control(handler)
+            return
         with self.lock:
             self.requests[handler.command] += 1
             self.in_flight += 1
@@ -70,6 +79,17 @@ class LatencyProxy:
         finally:
             with self.lock:
                 self.in_flight -= 1
+
+    def _control(self, handler: BaseHTTPRequestHandler) -> None:
+        """The proxy's own paths, answered here and not counted: counts, and reset."""
+        with self.lock:
+            if handler.path == CONTROL + "reset":
+                self.requests, self.in_flight, self.most_in_flight = Counter(), 0, 0
+            body = json.dumps({"requests": self.requests, "most_in_flight": self.most_in_flight})
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body.encode())
 
     def _relay(self, handler: BaseHTTPRequestHandler) -> None:
         body = _body(handler)
@@ -115,3 +135,54 @@ class LatencyProxy:
                 raise AttributeError(name)
 
         return Handler
+
+
+class ProxyProcess:
+    """A LatencyProxy in a process of its own, with the same `address`, `reset()`, `requests`,
+    `total` and `most_in_flight` (read over its control paths). Stopped by its pid on exit."""
+
+    def __init__(self, upstream: str, delay_ms: float = 0.0):
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, upstream, str(delay_ms)], stdout=subprocess.PIPE, text=True
+        )
+        self.address = self.process.stdout.readline().strip()
+        if not self.address:
+            self.process.wait(timeout=30)
+            raise RuntimeError(f"the proxy did not start (exit {self.process.returncode})")
+
+    def _ask(self, what: str) -> dict:
+        host, port = self.address.split(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        try:
+            connection.request("GET", CONTROL + what)
+            return json.loads(connection.getresponse().read())
+        finally:
+            connection.close()
+
+    def reset(self) -> None:
+        self._ask("reset")
+
+    @property
+    def requests(self) -> Counter[str]:
+        return Counter(self._ask("counts")["requests"])
+
+    @property
+    def total(self) -> int:
+        return sum(self.requests.values())
+
+    @property
+    def most_in_flight(self) -> int:
+        return self._ask("counts")["most_in_flight"]
+
+    def __enter__(self) -> ProxyProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    with LatencyProxy(sys.argv[1], delay_ms=float(sys.argv[2])) as proxy:
+        print(proxy.address, flush=True)
+        proxy.thread.join()

@@ -193,11 +193,15 @@ def write_failure(
 
 
 def read_run(path: str | Path | Location, data: bytes | None = None) -> pa.Table:
-    """A run file's table; parsed from `data` (its bytes, already read) when given."""
+    """A run file's table; parsed from `data` (its bytes, already read) when given. One file is
+    read as one file (`ParquetFile`): `read_table` goes through the dataset machinery, about twice
+    the CPU per run file (1.5 ms against 0.7 ms over the study's files), which a report of
+    10,000 runs on an object store spends while its requests wait."""
     if data is not None:
-        return pq.read_table(pa.BufferReader(data))
+        return pq.ParquetFile(pa.BufferReader(data)).read()
     where = locate(path)
-    return pq.read_table(where.path, filesystem=where.fs)
+    with where.fs.open_input_file(where.path) as file:
+        return pq.ParquetFile(file).read()
 
 
 def read_metadata(path: str | Path | Location) -> dict[str, Any]:
