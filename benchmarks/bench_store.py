@@ -24,13 +24,25 @@ from s3_latency import ProxyProcess  # noqa: E402
 from test_tree_reads import committed_runs, fill  # noqa: E402
 
 
-def measure(proxy: ProxyProcess, label: str, files: int, work) -> None:
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU time so far (user + system), from /proc: the S3 server's and the proxy's
+    share of this machine's cores, which a real object store would not take."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(proxy: ProxyProcess, label: str, files: int, work, server: int) -> None:
+    """One reading: wall seconds, requests per file, the most in flight, and the CPU seconds of
+    the reader (this process), the S3 server and the proxy while it ran."""
     proxy.reset()
-    start = time.perf_counter()
+    pids = (server, proxy.process.pid)
+    start, cpu, before = time.perf_counter(), time.process_time(), list(map(cpu_seconds, pids))
     work()
-    took = time.perf_counter() - start
+    took, cpu = time.perf_counter() - start, time.process_time() - cpu
+    store, relay = (after - then for after, then in zip(map(cpu_seconds, pids), before))
     print(f"{label:<34} {took:7.2f} s  {proxy.total / files:5.2f} requests/file  "
-          f"most in flight {proxy.most_in_flight:3d}  ({proxy.total} requests, {files} files)")  # fmt: skip
+          f"most in flight {proxy.most_in_flight:3d}  ({proxy.total} requests, {files} files)  "
+          f"CPU s: reader {cpu:.1f}, S3 server {store:.1f}, proxy {relay:.1f}")  # fmt: skip
 
 
 def instant(cfg, data, device, on_epoch=None):
@@ -154,11 +166,16 @@ def bench(runs: int, latency_ms: float) -> None:
                 "10 files read the old way, serially",
                 10,
                 lambda: [check_run(p) for p in old],
+                server.pid,
             )
-            measure(proxy, "read_tree (load, export)", files, lambda: read_tree([root]))
+            measure(proxy, "read_tree (load, export)", files, lambda: read_tree([root]), server.pid)
             exp = load_experiment(REPO / "experiments" / "study" / "pooling.toml")
-            measure(proxy, "plan (pooling: 6 runs)", files, lambda: make_plan([exp], root))
-            measure(proxy, "report's reader (load_tree)", files, lambda: load_tree([uri]))
+            measure(
+                proxy, "plan (pooling: 6 runs)", files, lambda: make_plan([exp], root), server.pid
+            )
+            measure(
+                proxy, "report's reader (load_tree)", files, lambda: load_tree([uri]), server.pid
+            )
     finally:
         server.terminate()
         server.wait(timeout=30)

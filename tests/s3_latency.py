@@ -40,6 +40,7 @@ class LatencyProxy:
     def __init__(self, upstream: str, delay_ms: float = 0.0, max_threads: int = 256):
         self.upstream, self.delay = upstream, delay_ms / 1000
         self.lock, self.slots = threading.Lock(), threading.BoundedSemaphore(max_threads)
+        self.in_flight = 0
         self.reset()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -47,9 +48,14 @@ class LatencyProxy:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def reset(self) -> None:
+        """Zero the counts. Requests still in flight stay counted as such: a reply reaches the
+        client before its handler's bookkeeping ends, so a reset can come in between."""
         with self.lock:
-            self.requests: Counter[str] = Counter()
-            self.in_flight = self.most_in_flight = 0
+            self._reset()
+
+    def _reset(self) -> None:
+        self.requests: Counter[str] = Counter()
+        self.most_in_flight = self.in_flight
 
     @property
     def total(self) -> int:
@@ -84,7 +90,7 @@ class LatencyProxy:
         """The proxy's own paths, answered here and not counted: counts, and reset."""
         with self.lock:
             if handler.path == CONTROL + "reset":
-                self.requests, self.in_flight, self.most_in_flight = Counter(), 0, 0
+                self._reset()
             body = json.dumps({"requests": self.requests, "most_in_flight": self.most_in_flight})
         handler.send_response(200)
         handler.send_header("Content-Length", str(len(body)))
@@ -99,17 +105,31 @@ class LatencyProxy:
             headers["Transfer-Encoding"] = "chunked"
         elif body is not None:
             headers["Content-Length"] = str(len(body))
-        host, port = self.upstream.split(":")
-        upstream = http.client.HTTPConnection(host, int(port), timeout=60)
-        try:
-            upstream.request(
-                handler.command, handler.path, body=[body] if chunked else body,
-                headers=headers, encode_chunked=chunked,
-            )  # fmt: skip
-            reply = upstream.getresponse()
-            data = reply.read()
-        finally:
-            upstream.close()
+        # One upstream connection per client connection, kept open as the client keeps its own:
+        # a new one per request cost the server a thread and a handshake each time.
+        upstream = getattr(handler, "upstream", None)
+        for attempt in (1, 2):
+            if upstream is None:
+                host, port = self.upstream.split(":")
+                upstream = handler.upstream = http.client.HTTPConnection(
+                    host, int(port), timeout=60
+                )
+            try:
+                upstream.request(
+                    handler.command, handler.path, body=[body] if chunked else body,
+                    headers=headers, encode_chunked=chunked,
+                )  # fmt: skip
+                reply = upstream.getresponse()
+                data = reply.read()
+                if reply.will_close:
+                    upstream.close()
+                    handler.upstream = None
+                break
+            except (http.client.HTTPException, ConnectionError):
+                upstream.close()
+                upstream = handler.upstream = None
+                if attempt == 2:
+                    raise
         handler.send_response(reply.status, reply.reason)
         for key, value in reply.getheaders():
             if key.lower() not in HOP and key.lower() != "content-length":
@@ -128,6 +148,11 @@ class LatencyProxy:
 
             def log_message(self, *args) -> None:
                 pass
+
+            def finish(self) -> None:
+                super().finish()
+                if getattr(self, "upstream", None) is not None:
+                    self.upstream.close()
 
             def __getattr__(self, name: str):
                 if name.startswith("do_"):

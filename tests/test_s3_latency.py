@@ -37,5 +37,5 @@ def test_the_proxy_in_a_process_of_its_own_counts_resets_and_stops(s3_uri, s3_se
         start = time.perf_counter()
         assert (root / "a.bin").read_bytes() == b"y" * 1000
         assert time.perf_counter() - start >= 0.02
-        assert proxy.requests["GET"] >= 1 and proxy.most_in_flight == 1
+        assert proxy.requests["GET"] >= 1 and proxy.most_in_flight >= 1
     assert proxy.process.returncode is not None
