@@ -193,12 +193,12 @@ def write_failure(
 
 
 def read_run(path: str | Path | Location, data: bytes | None = None) -> pa.Table:
-    """A run file's table; parsed from `data` (its bytes, already read) when given. One file is
-    read as one file (`ParquetFile`): `read_table` goes through the dataset machinery, about twice
-    the CPU per run file (1.5 ms against 0.7 ms over the study's files), which a report of
-    10,000 runs on an object store spends while its requests wait), and on the calling thread:
-    a file this small gains nothing from Arrow's thread pool, whose hand-offs cost a third more
-    CPU, and the tree reader already reads many files at once."""
+    """A run file's table; parsed from `data` (its bytes, already read) when given.
+
+    Read as one file (`ParquetFile`), not through `read_table`'s dataset machinery, which took
+    about twice the CPU per run file (1.5 ms against 0.7 ms over the study's files); and on the
+    calling thread, as a file this small gains nothing from Arrow's thread pool (its hand-offs
+    cost a third more CPU) and the tree reader already reads many files at once."""
     if data is not None:
         return pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
     where = locate(path)
