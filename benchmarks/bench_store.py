@@ -1,6 +1,8 @@
 """`plan` and the report's reader over an N-run results tree on a local S3 server (moto) behind a
-proxy that delays every request (tests/s3_latency.py): requests per file, the most in flight, and
-seconds, beside one file read the old way (pq.read_table on the store: HEAD and ranged GETs).
+proxy that delays every request (tests/s3_latency.py, in a process of its own): requests per file,
+the most in flight, seconds, and the CPU seconds of the reader, the S3 server and the proxy apart
+(on one box they share its cores; a real store's do not), beside one file read the old way
+(pq.read_table on the store: HEAD and ranged GETs).
 Then runs landing on that store: a grid of runs that train in no time on S logical slots, through
 `run_grid`, written by one writer (as the driver did before) and by the pool of writers.
 
