@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -612,9 +613,15 @@ def test_a_destination_failing_mid_grid_spills_and_stops(
     assert outcome.exit_code == 1
     assert len(outcome.trained) == 1
     assert len(outcome.cancelled) == 1
-    assert len(tries) == 1 + collect.WRITE_ATTEMPTS  # seed 0 once; seed 1 every attempt
+    seed_0, seed_1 = (RunConfig(model="fc", epochs=1, seed=seed).run_id for seed in (0, 1))
+    attempts = Counter(table.column("run_id")[0].as_py() for table in tries)
+    assert attempts[seed_1] == collect.WRITE_ATTEMPTS  # every attempt, then spilled
+    # Seed 0 lands once, at its first attempt unless the server (on a loaded machine) failed one
+    # before it was killed: one CI run saw 5 attempts in all.
+    assert set(attempts) == {seed_0, seed_1} and 1 <= attempts[seed_0] <= collect.WRITE_ATTEMPTS
+    assert len(landed) == 1
     [lost] = outcome.not_saved
-    assert lost.run_id == RunConfig(model="fc", epochs=1, seed=1).run_id
+    assert lost.run_id == seed_1
     spilled = pq.read_table(lost.paths[0])
     assert lost.paths[0] == str(SPILL_DIR / f"{lost.run_id}.parquet")
     assert spilled.num_rows == 1
