@@ -35,7 +35,7 @@ from helpers import (
 from ray.cluster_utils import Cluster
 
 from fmnist_ray.planning.plan import make_plan
-from fmnist_ray.runner import collect
+from fmnist_ray.runner import collect, dispatch
 from fmnist_ray.runner.collect import SPILL_DIR
 from fmnist_ray.runner.dispatch import Dispatch
 from fmnist_ray.runner.driver import run_grid
@@ -474,6 +474,40 @@ def test_ctrl_c_while_a_run_is_being_written_still_writes_it(
     written = [path.stem for path in results_of(tmp_path / "r" / "exp")]
     assert interrupted in written
     assert len(written) == len(outcome.trained)
+
+
+@UNDER_SIGNALS
+def test_ctrl_c_just_as_a_run_goes_to_the_writers_writes_it_once(
+    tmp_path, local_ray, small, monkeypatch
+):
+    """SIGINT the moment a finished run has been handed to a writer, before the driver has
+    noted the write: that run is written once and counted trained. It was written again by the
+    wind-down, which did not know a writer had it (the signal loop saw one run written 3 times)."""
+    local_ray(num_cpus=1)
+    real_write, writes, first = collect.write_run, [], []
+
+    def counted(folder, table, *more):
+        writes.append(table.column("run_id")[0].as_py())
+        return real_write(folder, table, *more)
+
+    class SignalledPool(dispatch.ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):
+            future = super().submit(fn, *args, **kwargs)
+            if not first:
+                first.append(args[0].run_id)
+                signal.raise_signal(signal.SIGINT)  # handled here, before submit returns
+            return future
+
+    monkeypatch.setattr(dispatch, "ThreadPoolExecutor", SignalledPool)
+    monkeypatch.setattr(collect, "write_run", counted)
+    plan = make_plan(load_experiments([experiment_file(tmp_path, seeds=(0, 1))]), tmp_path / "r")
+    outcome = run_grid(plan, small, stream=io.StringIO())
+    [interrupted] = first
+    assert outcome.exit_code == 130
+    assert writes.count(interrupted) == 1
+    trained = {item.run_id for item in outcome.trained}
+    assert interrupted in trained
+    assert {path.stem for path in results_of(tmp_path / "r" / "exp")} == trained
 
 
 def fails(cfg, data, device, on_epoch=None):

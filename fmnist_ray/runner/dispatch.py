@@ -250,11 +250,16 @@ class Dispatch:
 
     def write(self, run: PlannedRun, result: RunResult) -> None:
         """Hand a finished run to the writers; when 4 x `writers` already wait, first land one
-        (a destination slower than the runs holds the driver back, never its memory)."""
+        (a destination slower than the runs holds the driver back, never its memory).
+
+        Submitted and entered in `writes` with signals held: a Ctrl-C in between left a write
+        under way that `writes` did not hold, so the run was not `taken`, and the wind-down
+        wrote it again (the signal loop saw one run written 3 times)."""
         result.metadata["retried_alone"] = run.run_id in self.alone
         if self.pool is None:
             self.pool = ThreadPoolExecutor(self.writers, thread_name_prefix="fmnist-ray-write")
-        self.writes[self.pool.submit(save_result, run, self.plan, result)] = (run, result)
+        with held():
+            self.writes[self.pool.submit(save_result, run, self.plan, result)] = (run, result)
         while len(self.writes) > 4 * self.writers:  # this run is in: an error below loses none
             wait(self.writes, return_when=FIRST_COMPLETED)
             self.written()
