@@ -27,6 +27,7 @@ BENCHMARKS = {
     "bench_grid": True,
     "bench_order": True,
     "bench_sequential": False,
+    "bench_sequential_variants": False,
     "bench_store": False,
     "bench_scale": False,
     "bench_throughput": True,
