@@ -4,7 +4,7 @@ each one's overhead against the minimum (N x length / S), split into start-up (u
 run starts), gaps (between the first start and the last end, beyond the minimum) and tail (after
 the last run ends), and the driver's CPU per run.
 
-    python benchmarks/bench_scale.py [--runs 2000] [--seconds 0.2] [--slots 16] [--smoke]
+    python benchmarks/bench_scale.py [--runs 2000] [--seconds 0.2] [--slots 16] [--no-tune] [--smoke]
 
 No dataset is read: the trainers get a few blank images (they import torch all the same, as a
 real grid's do). Ray Tune is in the `bench` extra; without it, its line says it was skipped.
@@ -121,6 +121,7 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=16)
     parser.add_argument("--data-dir", default=None, help="unused (no dataset is read)")
     parser.add_argument("--smoke", action="store_true", help="8 runs of 0.05 s on 2 slots")
+    parser.add_argument("--no-tune", action="store_true", help="run_grid alone")
     args = parser.parse_args()
     if args.smoke:
         args.runs, args.seconds, args.slots = 8, 0.05, 2
@@ -133,7 +134,11 @@ def main() -> None:
             ours = fmnist_ray_way(args.runs, Path(work))
             print(head + "\n" + TABLE_HEAD, flush=True)  # ours first: Tune can take long
             show("fmnist-ray run_grid", ours, args.runs, minimum)
-            theirs = tune_way(args.runs, args.seconds, Path(work))
+            theirs = (
+                {"skipped": "--no-tune"}
+                if args.no_tune
+                else tune_way(args.runs, args.seconds, Path(work))
+            )
     finally:
         ray.shutdown()
     print(head + "\n" + TABLE_HEAD)
