@@ -8,7 +8,7 @@ import time
 
 import ray
 
-from fmnist_ray.runner.dispatch import Dispatch
+from fmnist_ray.runner.dispatch import POLL_EVERY, Dispatch
 from fmnist_ray.runner.progress import GridProgress
 from fmnist_ray.runner.trainer import ProgressBoard
 
@@ -60,6 +60,41 @@ def test_a_slow_board_never_blocks_the_driver_nor_turns_progress_off(local_ray):
         time.sleep(0.1)
     assert progress.epochs == {"a": 1}
     assert "progress actor lost" not in out.getvalue()
+    ray.kill(board)
+
+
+@ray.remote(num_cpus=0)
+class CountingBoard:
+    """A board that counts how often the driver asks it."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def changes(self):
+        self.asked += 1
+        return ({"a": time.time()}, {"a": self.asked}) if self.asked == 1 else ({}, {})
+
+    def count(self) -> int:
+        return self.asked
+
+
+def test_the_board_is_asked_by_the_clock_not_once_per_landing(local_ray):
+    """The driver calls update_progress after every landing: 10,000 short runs would have been
+    10,000 actor calls (0.5 ms of driver CPU each); asking every POLL_EVERY s bounds them by
+    the wall time."""
+    local_ray(num_cpus=1)
+    board = CountingBoard.remote()
+    progress = GridProgress({"a": ("exp: seed=0", 2, 1.0)}, io.StringIO())
+    grid, calls = Dispatch(None, None, 0, progress), 0
+    start = time.monotonic()
+    while time.monotonic() - start < 1.0 or "a" not in progress.started:
+        assert grid.update_progress(board) is board
+        calls += 1
+        time.sleep(0.001)
+    seconds = time.monotonic() - start
+    asked = ray.get(board.count.remote())
+    assert calls > 20 and asked <= seconds / POLL_EVERY + 2, (calls, asked, seconds)
+    assert progress.epochs == {"a": 1}  # what it was told still arrives
     ray.kill(board)
 
 

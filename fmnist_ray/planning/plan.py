@@ -5,6 +5,7 @@ need filing into another experiment, and the order to train the rest in (longest
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from ..spec.config import SEED_FIELD, Resources, RunConfig, format_value
@@ -35,8 +36,10 @@ class PlannedRun:
     failed_before: bool = False  # a failure record (an earlier invocation) and no result
     corrupt_in: list[str] = field(default_factory=list)  # experiments with an invalid file
 
-    @property
+    @cached_property
     def run_id(self) -> str:
+        """Hashed once: the driver asks for it several times per run (the config is never
+        replaced; a changed copy of a config is a new PlannedRun)."""
         return self.config.run_id
 
     @property

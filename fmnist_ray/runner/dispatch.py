@@ -6,7 +6,9 @@ finished runs when the grid stops."""
 
 from __future__ import annotations
 
+import math
 import re
+import time
 import traceback
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -29,6 +31,7 @@ from .trainer import Trainer, TrainFn, trainer_slots
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 Answer = RunResult | Exception  # a trainer's answer: the run's result, or what `ray.get` raised
 WRITERS = 16  # results written at once; past 4 x this many waiting, the driver waits for one
+POLL_EVERY = 0.25  # seconds between asks of the progress board: a live display, not a log
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class Dispatch:
     trainers: list[Any] = field(default_factory=list)  # every trainer started, to stop at the end
     start_args: tuple = ()
     poll: Any = None  # the progress board's answer in flight, a future (update_progress)
+    polled_at: float = -math.inf  # when it was asked (time.monotonic)
     ended: list[RunRecord] = field(default_factory=list)  # trained, failed or not saved, in turn
     signal: int | None = None  # the signal that stopped the grid, if one did
     writers: int = field(default_factory=lambda: WRITERS)
@@ -163,22 +167,24 @@ class Dispatch:
 
     def update_progress(self, board):
         """Take the progress actor's changes if its answer is in (one request in flight, never
-        waited on: a slow board only delays what is shown); if it died, go on without live
-        epochs (never stop)."""
+        waited on: a slow board only delays what is shown), asking again at most every
+        POLL_EVERY seconds, so the asking grows with the wall time, not with the runs; if it
+        died, go on without live epochs (never stop)."""
         if board is None:
             return None
-        if self.poll is None:
+        now = time.monotonic()
+        if self.poll is None and now - self.polled_at >= POLL_EVERY:
             # A future, not ray.wait(timeout=0): that call can swallow a pending Ctrl-C.
-            self.poll = board.changes.remote().future()
+            self.poll, self.polled_at = board.changes.remote().future(), now
         changes: tuple[dict, dict] = ({}, {})
-        if self.poll.done():
+        if self.poll is not None and self.poll.done():
             try:
                 changes = self.poll.result()
             except ray.exceptions.RayError:
                 print("warning: progress actor lost; runs go on, epochs are no longer shown",
                       file=self.progress.stream)  # fmt: skip
                 return None
-            self.poll = board.changes.remote().future()
+            self.poll = None
         self.progress.update(*changes)
         return board
 
