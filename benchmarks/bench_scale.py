@@ -4,7 +4,8 @@ each one's overhead against the minimum (N x length / S), split into start-up (u
 run starts), gaps (between the first start and the last end, beyond the minimum) and tail (after
 the last run ends), and the driver's CPU per run.
 
-    python benchmarks/bench_scale.py [--runs 2000] [--seconds 0.2] [--slots 16] [--no-tune] [--smoke]
+    python benchmarks/bench_scale.py [--runs 2000] [--seconds 0.2] [--slots 16] [--no-tune]
+        [--smoke]
 
 No dataset is read: the trainers get a few blank images (they import torch all the same, as a
 real grid's do). Ray Tune is in the `bench` extra; without it, its line says it was skipped.

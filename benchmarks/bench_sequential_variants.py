@@ -100,9 +100,9 @@ def main() -> None:
     design = seq.Design(effect=args.effect, comparisons=m)
     plain = fixed_holm(m, args.effect, trials=peer_trials)
     variants = [("as settle runs it", 1, {}), ("base at 1.5x", 1, {"ratio": 1.5}),
-                (f"base at sqrt({m})x", 1, {"ratio": math.sqrt(m)}), ("base at 2x", 1, {"ratio": 2.0}),
-                ("Student's df", 1, {"student": True}), ("a look every 2 seeds", 2, {}),
-                ("a look every 3 seeds", 3, {})]  # fmt: skip
+                (f"base at sqrt({m})x", 1, {"ratio": math.sqrt(m)}),
+                ("base at 2x", 1, {"ratio": 2.0}), ("Student's df", 1, {"student": True}),
+                ("a look every 2 seeds", 2, {}), ("a look every 3 seeds", 3, {})]  # fmt: skip
     print(f"{m} comparisons, effect {args.effect} sd, {args.trials} trials per row")
     print("| variant | cap | false positives | power | runs, no difference | runs, at effect "
           "| fixed-n Holm, same variant | ratio | ratio to the plain fixed-n Holm |")  # fmt: skip
