@@ -39,18 +39,35 @@ CASES = [  # (comparisons, effect in sds): the study's regime (0.5 pp on a sd ne
 ]
 
 
-def fixed_holm(comparisons: int, effect: float, trials: int = 20_000, seed: int = 5) -> int:
-    """Runs of the fixed-n design tested with Holm's step-down (Welch t per arm, every arm at
-    the effect): the smallest n per arm whose power per comparison reaches 80%."""
+def t_stats(arms: np.ndarray, base: np.ndarray, student: bool = False):
+    """(diff, se, df) of each arm against the base case: Welch's df, or Student's
+    (n_arm + n_base - 2) with `student` (the same se at equal n)."""
+    diff, se, df = welch_stats(arms, base)
+    if student:
+        df = np.full(np.shape(diff), arms.shape[-1] + base.shape[-1] - 2.0)
+    return diff, se, df
+
+
+def fixed_holm(
+    comparisons: int,
+    effect: float,
+    trials: int = 20_000,
+    seed: int = 5,
+    ratio: float = 1.0,
+    student: bool = False,
+) -> int:
+    """Runs of the fixed-n design tested with Holm's step-down (every arm at the effect, the
+    base case at ceil(ratio n); Welch's t, or Student's with `student`): the smallest n per arm
+    whose power per comparison reaches 80%."""
     rng, m = np.random.default_rng(seed), comparisons
     thresholds = 0.05 / (m - np.arange(m))  # Holm: the smallest p against alpha / m, ...
     for n in range(2, 1000):
-        base = rng.normal(0.0, 1.0, (trials, 1, n))
-        diff, se, df = welch_stats(rng.normal(effect, 1.0, (trials, m, n)), base)
+        base = rng.normal(0.0, 1.0, (trials, 1, math.ceil(ratio * n)))
+        diff, se, df = t_stats(rng.normal(effect, 1.0, (trials, m, n)), base, student)
         p = np.sort(2 * stats.t.sf(np.abs(diff) / se, df), axis=1)
         found = np.cumprod(p <= thresholds, axis=1).sum(axis=1)  # step down until one fails
         if found.mean() / m >= 0.8:
-            return n * (m + 1)
+            return n * m + math.ceil(ratio * n)
     raise ValueError("no n up to 1000 reaches 80%")
 
 

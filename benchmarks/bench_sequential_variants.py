@@ -22,18 +22,9 @@ import argparse
 import math
 
 import numpy as np
-from scipy import stats
+from bench_sequential import FIRST, fixed_holm, t_stats
 
 from fmnist_ray.reporting import sequential as seq
-
-FIRST = 3  # seeds per arm at the first look, as bench_sequential.py
-
-
-def _stats(arms, base, student: bool):
-    diff, se, df = seq.welch_stats(arms, np.broadcast_to(base, (*arms.shape[:-1], base.shape[-1])))
-    if student:
-        df = np.full(np.shape(diff), arms.shape[-1] + base.shape[-1] - 2.0)
-    return diff, se, df
 
 
 def simulate(design, looks, diffs, trials, seed, ratio=1.0, student=False):
@@ -49,7 +40,7 @@ def simulate(design, looks, diffs, trials, seed, ratio=1.0, student=False):
     decisions = np.full((trials, m), seq.OPEN, dtype=object)
     closed = np.full((trials, m), cap)
     for k, n in enumerate(looks):
-        diff, se, df = _stats(arms[:, :, :n], base[:, :, : math.ceil(ratio * n)], student)
+        diff, se, df = t_stats(arms[:, :, :n], base[:, :, : math.ceil(ratio * n)], student)
         last, fresh = k == len(looks) - 1, np.ones((trials, m), dtype=bool)
         while fresh.any():
             found = (decisions == seq.DIFFERENT).sum(axis=1)
@@ -72,18 +63,6 @@ def cap_for(design, step, trials=2000, **variant) -> int:
         if (decisions == seq.DIFFERENT).mean() >= 0.8:
             return cap
         cap += step
-
-
-def fixed_holm(m, effect, ratio=1.0, student=False, trials=20_000, seed=5) -> int:
-    """Runs of the fixed-n design tested with Holm's step-down, every arm at the effect."""
-    rng, thresholds = np.random.default_rng(seed), 0.05 / (m - np.arange(m))
-    for n in range(2, 1000):
-        base = rng.normal(0.0, 1.0, (trials, 1, math.ceil(ratio * n)))
-        diff, se, df = _stats(rng.normal(effect, 1.0, (trials, m, n)), base, student)
-        p = np.sort(2 * stats.t.sf(np.abs(diff) / se, df), axis=1)
-        if np.cumprod(p <= thresholds, axis=1).sum(axis=1).mean() / m >= 0.8:
-            return n * m + math.ceil(ratio * n)
-    raise ValueError("no n up to 1000 reaches 80%")
 
 
 def main() -> None:

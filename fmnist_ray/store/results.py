@@ -125,11 +125,11 @@ def history_table(
     cfg: RunConfig, history: list[dict], status: str, experiment: str, metadata: dict[str, Any]
 ) -> pa.Table:
     """A run as a tidy table: one row per epoch; `metadata` (plus the config) in the schema."""
-    n = len(history)
-    columns = {"experiment": [experiment] * n, "run_id": [cfg.run_id] * n, "status": [status] * n}
+    n, run_id = len(history), cfg.run_id  # hashed once: every run's write passes here
+    columns = {"experiment": [experiment] * n, "run_id": [run_id] * n, "status": [status] * n}
     columns |= {name: [value] * n for name, value in to_columns(cfg).items()}
     columns |= {name: [row[name] for row in history] for name in METRIC_COLUMNS.names}
-    meta = {"run_id": cfg.run_id, "experiment": experiment, "status": status}
+    meta = {"run_id": run_id, "experiment": experiment, "status": status}
     meta |= {"training_version": TRAINING_VERSION}
     meta |= {"config": cfg.model_dump(mode="json")} | metadata
     schema = SCHEMA.with_metadata({METADATA_KEY: json.dumps(meta, default=str).encode()})
@@ -146,8 +146,8 @@ def failure_path(experiment_dir: str | Path | Location, run_id: str) -> Location
 
 def table_bytes(table: pa.Table) -> bytes:
     """A run file's bytes. No statistics and no dictionaries: a run is a few rows read whole,
-    so neither helps a reader, and without them a file costs 0.31 ms of CPU, not 0.44, and is
-    a fifth smaller (the driver writes every run)."""
+    so neither helps a reader, and without them a file is cheaper to write and smaller (the
+    driver writes every run; benchmarks/RESULTS.md measures both)."""
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, write_statistics=False, use_dictionary=False)
     return sink.getvalue().to_pybytes()
